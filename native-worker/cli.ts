@@ -1,0 +1,32 @@
+// The `cnx` command line: one module per command under cli/, each registered here.
+import { type Command, CliError } from './cli/command.ts';
+
+const commands: Record<string, Command> = {};
+
+function usage(): string {
+  const rows = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(16)}${c.summary}`);
+  return ['usage: cnx <command> [options]', '', 'commands:', ...rows, '', "run 'cnx <command> --help' for its options"].join('\n');
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h') {
+    console.log(usage());
+    return name ? 0 : 2;
+  }
+  const cmd = commands[name];
+  if (!cmd) {
+    console.error(`cnx: unknown command '${name}'\n\n${usage()}`);
+    return 2;
+  }
+  try {
+    return (await cmd.run(rest)) ?? 0;
+  } catch (e) {
+    if (e instanceof CliError) {
+      console.error(`cnx ${name}: ${e.message}`);
+      return 2;
+    }
+    console.error(`cnx ${name}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    return 1;
+  }
+}
