@@ -22,7 +22,7 @@ export function parseOptions<O extends Options>(args: readonly string[], options
   } catch (e) {
     throw new CliError(`${(e as Error).message}\n\n${help}`);
   }
-  if (parsed.values.help) {
+  if ((parsed.values as { help?: boolean }).help) {
     console.log(help);
     return null;
   }
