@@ -143,21 +143,22 @@ export class Graph {
     return outs;
   }
 
+  /** `v` under an exact readable name (an Identity node, which onnxruntime folds away). */
+  named(v: Value, name: string): Value {
+    this.claim(name);
+    const node: Node = { id: this.nodes.length, op: 'Identity', name: `${name}/Identity`, inputs: [v], outputs: [], attrs: {} };
+    const out = new Value(this, name, v.dtype, v.shape, 'node', { node, index: 0 });
+    (node.outputs as Value[]).push(out);
+    this.nodes.push(node);
+    return out;
+  }
+
   /** Marks `v` as a graph output under `name` (an Identity node renames it when needed). */
   output(v: Value, name?: string): Value {
-    let out = v;
-    if (name !== undefined && name !== v.name) {
-      this.claim(name);
-      const node: Node = { id: this.nodes.length, op: 'Identity', name: `${name}/Identity`, inputs: [v], outputs: [], attrs: {} };
-      out = new Value(this, name, v.dtype, v.shape, 'node', { node, index: 0 });
-      (node.outputs as Value[]).push(out);
-      this.nodes.push(node);
-    }
+    // ONNX wants outputs produced by nodes, so inputs and constants go through an Identity.
+    const rename = (name !== undefined && name !== v.name) || v.kind !== 'node';
+    const out = rename ? this.named(v, name ?? `${v.name}.out`) : v;
     if (this.outputs.includes(out)) throw new GraphError(`${out.name} is already an output`);
-    if (out.kind !== 'node') {
-      // ONNX wants outputs produced by nodes; route inputs and constants through Identity.
-      return this.output(this.addNode('Identity', [out], {}, [{ dtype: out.dtype, shape: out.shape }])[0]!, name);
-    }
     this.outputs.push(out);
     return out;
   }

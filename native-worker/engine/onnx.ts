@@ -61,7 +61,7 @@ export function toOnnx(g: Graph, opts: SerializeOptions = {}): Uint8Array {
     const key = `${c.dtype}|${c.shape.join(',')}|${c.values.join(',')}`;
     let name = extra.get(key);
     if (!name) {
-      name = `${nodeName}/${c.dtype === 'int64' ? 'ints' : 'floats'}`;
+      name = `${nodeName}/const_${extra.size}`;
       extra.set(key, name);
       initializers.push(tensorProto(name, c.dtype, c.shape, constData(c)));
     }

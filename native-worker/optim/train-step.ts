@@ -1,0 +1,90 @@
+// Builds ONE graph for a whole training step: forward + loss + backward + AdamW. Parameters and optimizer
+// moments are graph inputs under their own names (`<p>`, `<p>.exp_avg`, `<p>.exp_avg_sq`) and come back as
+// outputs with `.next` appended, so a StepRunner can feed them into the next step.
+import { gradients } from '../engine/grad.ts';
+import { Graph, type Value } from '../engine/ir.ts';
+import type { Carry } from '../engine/runtime.ts';
+import { type AdamWOptions, adamw } from './adamw.ts';
+
+export interface ParamSpec {
+  readonly name: string;
+  readonly shape: readonly number[];
+  /** No weight decay (biases, norms, GRN, other 1-D tensors, tokens). */
+  readonly noDecay: boolean;
+  /** Layer index for layer-wise lr decay (0 = stem). */
+  readonly layer: number;
+}
+
+export interface StepModel {
+  /** The scalar loss to minimize. */
+  readonly loss: Value;
+  /** Other values to output each step (metrics, logits), by name. */
+  readonly outputs?: Readonly<Record<string, Value>>;
+}
+
+export interface TrainStepOptions {
+  readonly optim: AdamWOptions;
+  readonly weightDecay: number;
+  /** lr multiplier per parameter (layer-wise decay); default 1. */
+  readonly lrScale?: (p: ParamSpec) => number;
+}
+
+export interface TrainStep {
+  readonly graph: Graph;
+  readonly carry: readonly Carry[];
+  readonly params: readonly ParamSpec[];
+}
+
+/** Per-step scalar inputs of every training-step graph. */
+export const STEP_INPUTS = { lr: 'lr', step: 'step' } as const;
+
+/**
+ * `build` declares the model on `g` given one Value per parameter (in `params` order) and returns the
+ * loss; the parameters' gradients and AdamW update are appended here.
+ */
+export function buildTrainStep(
+  name: string,
+  params: readonly ParamSpec[],
+  build: (g: Graph, p: ReadonlyMap<string, Value>) => StepModel,
+  o: TrainStepOptions,
+): TrainStep {
+  const g = new Graph(name);
+  const values = new Map(params.map((p) => [p.name, g.input(p.name, 'float32', p.shape)] as const));
+  const model = g.scope('forward', () => build(g, values));
+  const lr = g.input(STEP_INPUTS.lr, 'float32', []);
+  const step = g.input(STEP_INPUTS.step, 'float32', []);
+  const grads = gradients(model.loss, [...values.values()]);
+  const state = params.map((p) => ({
+    spec: p,
+    param: values.get(p.name)!,
+    expAvg: g.input(`${p.name}.exp_avg`, 'float32', p.shape),
+    expAvgSq: g.input(`${p.name}.exp_avg_sq`, 'float32', p.shape),
+  }));
+  const { updates, gradNorm } = g.scope('adamw', () =>
+    adamw(
+      state.map((s) => ({
+        param: s.param,
+        grad: g.named(grads.get(s.param)!, `${s.spec.name}_grad`),
+        expAvg: s.expAvg,
+        expAvgSq: s.expAvgSq,
+        lrScale: o.lrScale?.(s.spec) ?? 1,
+        weightDecay: s.spec.noDecay ? 0 : o.weightDecay,
+      })),
+      lr,
+      step,
+      o.optim,
+    ),
+  );
+  const carry: Carry[] = [];
+  state.forEach((s, i) => {
+    const u = updates[i]!;
+    for (const [input, value] of [[s.param, u.param], [s.expAvg, u.expAvg], [s.expAvgSq, u.expAvgSq]] as const) {
+      g.output(value, `${input.name}.next`);
+      carry.push({ input: input.name, output: `${input.name}.next` });
+    }
+  });
+  g.output(model.loss, 'loss');
+  g.output(gradNorm, 'grad_norm');
+  for (const [k, v] of Object.entries(model.outputs ?? {})) g.output(v, k);
+  return { graph: g, carry, params };
+}
