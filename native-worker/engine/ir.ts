@@ -13,7 +13,8 @@ export type ValueKind = 'input' | 'constant' | 'node';
 export class Value {
   constructor(
     readonly graph: Graph,
-    readonly name: string,
+    /** Set once more by Graph.named, which gives a node output its readable name. */
+    public name: string,
     readonly dtype: DType,
     readonly shape: Shape,
     readonly kind: ValueKind,
@@ -69,6 +70,7 @@ export class Graph {
   readonly constants: Constant[] = [];
   private readonly names = new Set<string>();
   private readonly scalarCache = new Map<string, Value>();
+  private readonly renamed = new Set<Value>();
   private scopeStack: string[] = [];
 
   constructor(readonly name = 'graph') {}
@@ -146,6 +148,12 @@ export class Graph {
   /** `v` under an exact readable name (an Identity node, which onnxruntime folds away). */
   named(v: Value, name: string): Value {
     this.claim(name);
+    // A node output not yet named is simply renamed; inputs, constants and named values get an Identity.
+    if (v.kind === 'node' && !this.renamed.has(v)) {
+      this.renamed.add(v);
+      v.name = name;
+      return v;
+    }
     const node: Node = { id: this.nodes.length, op: 'Identity', name: `${name}/Identity`, inputs: [v], outputs: [], attrs: {} };
     const out = new Value(this, name, v.dtype, v.shape, 'node', { node, index: 0 });
     (node.outputs as Value[]).push(out);

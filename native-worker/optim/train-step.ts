@@ -4,16 +4,8 @@
 import { gradients } from '../engine/grad.ts';
 import { Graph, type Value } from '../engine/ir.ts';
 import type { Carry } from '../engine/runtime.ts';
+import type { ParamSpec } from '../nn/params.ts';
 import { type AdamWOptions, adamw } from './adamw.ts';
-
-export interface ParamSpec {
-  readonly name: string;
-  readonly shape: readonly number[];
-  /** No weight decay (biases, norms, GRN, other 1-D tensors, tokens). */
-  readonly noDecay: boolean;
-  /** Layer index for layer-wise lr decay (0 = stem). */
-  readonly layer: number;
-}
 
 export interface StepModel {
   /** The scalar loss to minimize. */

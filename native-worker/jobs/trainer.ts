@@ -1,0 +1,164 @@
+// A trainer on the ONNX engine: builds the one-graph training step for fine-tuning (soft-target cross
+// entropy, stochastic depth) or FCMAE pretraining, compiles it, and runs steps with carried state.
+import type * as ort from 'onnxruntime-node';
+import { parseArch } from '../../common/variants.ts';
+import * as F from '../engine/functional.ts';
+import type { Graph, Value } from '../engine/ir.ts';
+import { CompiledGraph, type ProviderChoice, StepRunner, tensor } from '../engine/runtime.ts';
+import { blockCount, convnextFeatures, convnextHead, convnextParams } from '../nn/convnext.ts';
+import { type FcmaeConfig, FCMAE_DEFAULTS, checkFcmae, fcmaeForward, fcmaeParams, patchesPerSide } from '../nn/fcmae.ts';
+import { softCrossEntropy } from '../nn/losses.ts';
+import { type ParamSpec, type ParamValues, initParams } from '../nn/params.ts';
+import { ADAMW_DEFAULTS, type AdamWOptions } from '../optim/adamw.ts';
+import { STEP_INPUTS, buildTrainStep } from '../optim/train-step.ts';
+
+export interface TrainerConfig {
+  readonly kind: 'finetune' | 'fcmae';
+  readonly arch: string;
+  readonly batch: number;
+  readonly size: number;
+  readonly numClasses: number;
+  readonly seed: number;
+  readonly threads?: number;
+  readonly provider?: ProviderChoice;
+  readonly dropPathRate?: number;
+  readonly headInitScale?: number;
+  readonly weightDecay?: number;
+  readonly optim?: Partial<AdamWOptions>;
+  readonly layerDecay?: number | null;
+  readonly fcmae?: Partial<Omit<FcmaeConfig, 'arch' | 'inputSize'>>;
+  readonly initial?: ParamValues;
+  readonly profile?: string;
+}
+
+/** One batch: images (N, 3, S, S); soft targets (N, K) for fine-tuning; mask (N, L) for FCMAE. */
+export interface Batch {
+  readonly image: Float32Array;
+  readonly target?: Float32Array;
+  readonly mask?: Float32Array;
+  /** Per-block stochastic-depth factors (blocks x N), from dropPathFactors. */
+  readonly dropPath?: Float32Array;
+}
+
+export interface StepResult {
+  readonly loss: number;
+  readonly gradNorm: number;
+  readonly ms: number;
+  readonly logits?: Float32Array;
+}
+
+export interface Trainer {
+  readonly params: readonly ParamSpec[];
+  readonly graph: Graph;
+  readonly fcmae: FcmaeConfig | null;
+  readonly dropPathRate: number;
+  readonly stepCount: number;
+  step(lr: number, batch: Batch): Promise<StepResult>;
+  /** Current parameters (copies). */
+  weights(): Promise<ParamValues>;
+}
+
+/** The (blocks) drop-path probabilities: a linear rule from 0 to `rate` over all blocks. */
+export const dropPathRates = (blocks: number, rate: number): number[] =>
+  Array.from({ length: blocks }, (_, i) => (blocks > 1 ? (rate * i) / (blocks - 1) : 0));
+
+export async function createTrainer(cfg: TrainerConfig): Promise<Trainer> {
+  const arch = parseArch(cfg.arch);
+  const optim = { ...ADAMW_DEFAULTS, ...(cfg.kind === 'fcmae' ? { beta2: 0.95 } : {}), ...cfg.optim };
+  const dropPathRate = cfg.kind === 'finetune' ? (cfg.dropPathRate ?? 0) : 0;
+  const n = cfg.batch;
+  const fcmae: FcmaeConfig | null = cfg.kind === 'fcmae' ? { ...FCMAE_DEFAULTS, ...cfg.fcmae, arch, inputSize: cfg.size } : null;
+  if (fcmae) checkFcmae(fcmae);
+  const model = { arch, numClasses: cfg.numClasses, ...(cfg.headInitScale !== undefined ? { headInitScale: cfg.headInitScale } : {}) };
+  const specs = fcmae ? fcmaeParams(fcmae) : convnextParams(model);
+  const blocks = blockCount(arch);
+  const maxLayer = Math.max(...specs.map((p) => p.layer));
+
+  const step = buildTrainStep(
+    `${cfg.kind}_${cfg.arch}`,
+    specs,
+    (g, p) => {
+      const image = g.input('image', 'float32', [n, 3, cfg.size, cfg.size]);
+      if (fcmae) {
+        const mask = g.input('mask', 'float32', [n, patchesPerSide(fcmae) ** 2]);
+        const out = fcmaeForward(fcmae, p, image, mask);
+        return { loss: out.loss };
+      }
+      const target = g.input('target', 'float32', [n, cfg.numClasses]);
+      let dropPath: Value[] | undefined;
+      if (dropPathRate > 0) {
+        const all = g.input('drop_path', 'float32', [blocks, n, 1, 1, 1]);
+        dropPath = Array.from({ length: blocks }, (_, k) => g.named(sliceBlock(all, k, n), `drop_path.${k}`));
+      }
+      const { features } = convnextFeatures(model, p, image, dropPath ? { dropPath } : {});
+      const { logits } = convnextHead(model, p, features);
+      return { loss: softCrossEntropy(logits, target), outputs: { logits } };
+    },
+    {
+      optim,
+      weightDecay: cfg.weightDecay ?? 0.05,
+      ...(cfg.layerDecay ? { lrScale: (p: ParamSpec) => cfg.layerDecay! ** (maxLayer - p.layer) } : {}),
+    },
+  );
+  const compiled = await CompiledGraph.create(step.graph, {
+    ...(cfg.provider ? { provider: cfg.provider } : {}),
+    ...(cfg.threads ? { threads: cfg.threads } : {}),
+    ...(cfg.profile ? { profile: cfg.profile } : {}),
+  });
+  const values = cfg.initial ?? initParams(specs, cfg.seed);
+  const initial = new Map<string, ort.Tensor>();
+  for (const p of specs) {
+    const v = values.get(p.name);
+    if (!v) throw new Error(`initial weights lack ${p.name}`);
+    initial.set(p.name, tensor('float32', Float32Array.from(v), p.shape));
+    initial.set(`${p.name}.exp_avg`, tensor('float32', new Float32Array(v.length), p.shape));
+    initial.set(`${p.name}.exp_avg_sq`, tensor('float32', new Float32Array(v.length), p.shape));
+  }
+  const runner = new StepRunner(compiled, step.carry, initial);
+  let count = 0;
+
+  return {
+    params: specs,
+    graph: step.graph,
+    fcmae,
+    dropPathRate,
+    get stepCount() {
+      return count;
+    },
+    async step(lr, batch) {
+      const feeds: Record<string, ort.Tensor> = {
+        image: tensor('float32', batch.image, [n, 3, cfg.size, cfg.size]),
+        [STEP_INPUTS.lr]: tensor('float32', Float32Array.of(lr), []),
+        [STEP_INPUTS.step]: tensor('float32', Float32Array.of(count + 1), []),
+      };
+      if (fcmae) {
+        if (!batch.mask) throw new Error('FCMAE step needs a mask');
+        feeds.mask = tensor('float32', batch.mask, [n, patchesPerSide(fcmae) ** 2]);
+      } else {
+        if (!batch.target) throw new Error('fine-tuning step needs targets');
+        feeds.target = tensor('float32', batch.target, [n, cfg.numClasses]);
+        if (dropPathRate > 0) {
+          if (!batch.dropPath) throw new Error('drop path is on: the batch needs dropPath factors');
+          feeds.drop_path = tensor('float32', batch.dropPath, [blocks, n, 1, 1, 1]);
+        }
+      }
+      const out = await runner.step(feeds);
+      count++;
+      const scalar = (k: string) => (out[k]!.data as Float32Array)[0]!;
+      return {
+        loss: scalar('loss'),
+        gradNorm: scalar('grad_norm'),
+        ms: runner.lastStepMs,
+        ...(out.logits ? { logits: out.logits.data as Float32Array } : {}),
+      };
+    },
+    async weights() {
+      const w: ParamValues = new Map();
+      for (const p of specs) w.set(p.name, Float32Array.from(await runner.read(p.name)));
+      return w;
+    },
+  };
+}
+
+/** Block k's (N, 1, 1, 1) factors out of the (blocks, N, 1, 1, 1) input. */
+const sliceBlock = (all: Value, k: number, n: number): Value => F.reshape(F.slice(all, [0], [k], [k + 1]), [n, 1, 1, 1]);

@@ -1,0 +1,202 @@
+// ConvNeXt V1 and V2, written once (V2 = V1 + GRN - layer scale), with timm's parameter names and shapes.
+// The residual stream is NCHW (for the depthwise conv); LayerNorm, MLP and GRN run on (N*H*W, C) rows so the
+// pointwise layers are single Gemms with fused bias.
+import type { Arch } from '../../common/variants.ts';
+import * as F from '../engine/functional.ts';
+import type { Value } from '../engine/ir.ts';
+import type { Init, ParamSpec } from './params.ts';
+
+export interface ConvNeXtConfig {
+  readonly arch: Arch;
+  /** Classifier outputs; 0 = no head (an FCMAE encoder). */
+  readonly numClasses: number;
+  readonly headInitScale?: number;
+  /** Name prefix of every parameter ('encoder.' inside FCMAE). */
+  readonly prefix?: string;
+}
+
+export type Params = ReadonlyMap<string, Value>;
+
+const W = { kind: 'truncNormal', std: 0.02 } as const;
+const ZERO: Init = { kind: 'constant', value: 0 };
+const ONE: Init = { kind: 'constant', value: 1 };
+
+/** No weight decay for 1-D tensors (biases, norms, layer scale) and GRN, as REFERENCE.md's recipes say. */
+export const isNoDecay = (name: string, shape: readonly number[]): boolean => shape.length === 1 || /\bgrn\b/.test(name);
+
+export const blockCount = (arch: Arch): number => arch.depths.reduce((a, b) => a + b, 0);
+
+/** Every parameter of the model in timm's order (stem, stages with downsample then blocks, head). */
+export function convnextParams(c: ConvNeXtConfig): ParamSpec[] {
+  const { arch } = c;
+  const pre = c.prefix ?? '';
+  const out: ParamSpec[] = [];
+  const add = (name: string, shape: readonly number[], init: Init, layer: number) =>
+    out.push({ name: pre + name, shape, init, noDecay: isNoDecay(name, shape), layer });
+  const norm = (name: string, dim: number, layer: number) => {
+    add(`${name}.weight`, [dim], ONE, layer);
+    add(`${name}.bias`, [dim], ZERO, layer);
+  };
+  const [d0] = arch.dims;
+  add('stem.0.weight', [d0!, 3, 4, 4], W, 0);
+  add('stem.0.bias', [d0!], ZERO, 0);
+  norm('stem.1', d0!, 0);
+  let layer = 0;
+  arch.depths.forEach((depth, i) => {
+    const dim = arch.dims[i]!;
+    if (i > 0) {
+      layer++;
+      norm(`stages.${i}.downsample.0`, arch.dims[i - 1]!, layer);
+      add(`stages.${i}.downsample.1.weight`, [dim, arch.dims[i - 1]!, 2, 2], W, layer);
+      add(`stages.${i}.downsample.1.bias`, [dim], ZERO, layer);
+    }
+    for (let j = 0; j < depth; j++) {
+      layer++;
+      const b = `stages.${i}.blocks.${j}`;
+      const fc = (o: number, k: number) => (arch.convMlp ? [o, k, 1, 1] : [o, k]);
+      add(`${b}.conv_dw.weight`, [dim, 1, 7, 7], W, layer);
+      add(`${b}.conv_dw.bias`, [dim], ZERO, layer);
+      norm(`${b}.norm`, dim, layer);
+      add(`${b}.mlp.fc1.weight`, fc(4 * dim, dim), W, layer);
+      add(`${b}.mlp.fc1.bias`, [4 * dim], ZERO, layer);
+      if (arch.v2) {
+        add(`${b}.mlp.grn.weight`, [4 * dim], ZERO, layer);
+        add(`${b}.mlp.grn.bias`, [4 * dim], ZERO, layer);
+      }
+      add(`${b}.mlp.fc2.weight`, fc(dim, 4 * dim), W, layer);
+      add(`${b}.mlp.fc2.bias`, [dim], ZERO, layer);
+      if (!arch.v2) add(`${b}.gamma`, [dim], { kind: 'constant', value: 1e-6 }, layer);
+    }
+  });
+  if (c.numClasses > 0) {
+    const last = arch.dims[arch.dims.length - 1]!;
+    const s = c.headInitScale ?? 1;
+    norm('head.norm', last, layer + 1);
+    add('head.fc.weight', [c.numClasses, last], { ...W, scale: s }, layer + 1);
+    add('head.fc.bias', [c.numClasses], ZERO, layer + 1);
+  }
+  return out;
+}
+
+/** FCMAE masking of one stage: `keep` is (N, 1, H, W), 1 where the patch is visible. */
+export interface StageMask {
+  readonly keep: Value;
+}
+
+export interface ForwardOptions {
+  /** Per block, a (N, 1, 1, 1) factor: 0 drops the residual branch, 1/(1-p) keeps it (stochastic depth). */
+  readonly dropPath?: readonly Value[];
+  /** Per stage, the visible-position mask (dense emulation of FCMAE's sparse convs). */
+  readonly masks?: readonly StageMask[];
+}
+
+export interface Features {
+  /** Last stage output (N, C, h, w). */
+  readonly features: Value;
+  /** Output of every block, in order (analysis taps). */
+  readonly blocks: Value[];
+  /** Output of every stage. */
+  readonly stages: Value[];
+}
+
+/** Parameter names inside a block: timm's, or the official ones used by the FCMAE decoder. */
+export interface BlockNames {
+  readonly dw: string;
+  readonly fc1: string;
+  readonly fc2: string;
+  readonly grnWeight: string;
+  readonly grnBias: string;
+}
+const TIMM_BLOCK: BlockNames = { dw: 'conv_dw', fc1: 'mlp.fc1', fc2: 'mlp.fc2', grnWeight: 'mlp.grn.weight', grnBias: 'mlp.grn.bias' };
+export const OFFICIAL_BLOCK: BlockNames = { dw: 'dwconv', fc1: 'pwconv1', fc2: 'pwconv2', grnWeight: 'grn.gamma', grnBias: 'grn.beta' };
+
+export class Model {
+  constructor(
+    readonly c: ConvNeXtConfig,
+    readonly p: Params,
+  ) {}
+
+  w(name: string): Value {
+    const v = this.p.get((this.c.prefix ?? '') + name);
+    if (!v) throw new Error(`ConvNeXt: parameter ${(this.c.prefix ?? '') + name} is missing`);
+    return v;
+  }
+
+  /** LayerNorm over channels of an NCHW map. */
+  channelsFirstNorm(x: Value, name: string): Value {
+    const y = F.layerNorm(F.transpose(x, [0, 2, 3, 1]), this.w(`${name}.weight`), this.w(`${name}.bias`)); // (N, H, W, C)
+    return F.transpose(y, [0, 3, 1, 2]); // -> (N, C, H, W)
+  }
+
+  /** A (out, in[, 1, 1]) weight as the (out, in) matrix Gemm takes with transB. */
+  matrix(name: string): Value {
+    const wt = this.w(name);
+    return wt.rank === 2 ? wt : F.reshape(wt, wt.staticShape().slice(0, 2));
+  }
+
+  block(x: Value, name: string, dropPath: Value | undefined, keep: Value | undefined, names: BlockNames = TIMM_BLOCK): Value {
+    const [n, c, h, wd] = x.staticShape();
+    const rows = n! * h! * wd!;
+    const w = (k: string) => this.w(`${name}.${k}`);
+    let y = F.conv(x, w(`${names.dw}.weight`), w(`${names.dw}.bias`), { pad: 3, group: c! });
+    if (keep) y = F.mul(y, keep);
+    y = F.reshape(F.transpose(y, [0, 2, 3, 1]), [rows, c!]); // (N, C, H, W) -> (N*H*W, C)
+    y = F.layerNorm(y, w('norm.weight'), w('norm.bias'));
+    y = F.gelu(F.gemm(y, this.matrix(`${name}.${names.fc1}.weight`), w(`${names.fc1}.bias`), false, true)); // (N*H*W, 4C)
+    if (this.c.arch.v2) y = this.grn(y, [n!, h! * wd!, 4 * c!], w(names.grnWeight), w(names.grnBias), keep);
+    y = F.gemm(y, this.matrix(`${name}.${names.fc2}.weight`), w(`${names.fc2}.bias`), false, true); // (N*H*W, C)
+    if (!this.c.arch.v2) y = F.mul(y, w('gamma'));
+    y = F.transpose(F.reshape(y, [n!, h!, wd!, c!]), [0, 3, 1, 2]); // -> (N, C, H, W)
+    if (dropPath) y = F.mul(y, dropPath);
+    const out = F.add(x, y);
+    return keep ? F.mul(out, keep) : out;
+  }
+
+  /** GRN on rows (N*H*W, C) viewed as (N, H*W, C); the L2 norm runs over visible positions only. */
+  grn(rows: Value, view: readonly number[], weight: Value, bias: Value, keep: Value | undefined): Value {
+    const x = F.reshape(rows, view);
+    // The official layout stores GRN parameters as (1, 1, 1, C); broadcast them as (C).
+    const [gamma, beta] = [weight, bias].map((p) => (p.rank === 1 ? p : F.reshape(p, [view[2]!])));
+    const visible = keep ? F.mul(x, F.reshape(keep, [view[0]!, view[1]!, 1])) : x;
+    const gx = F.sqrt(F.sumSquare(visible, [1], true)); // (N, 1, C)
+    const nx = F.div(gx, F.add(F.mean(gx, [-1], true), 1e-6));
+    // gamma * (x * nx) + beta + x, as x * (gamma * nx + 1) + beta: two passes over x instead of four.
+    const y = F.add(F.mul(x, F.add(F.mul(gamma!, nx), 1)), beta!);
+    return F.reshape(y, rows.staticShape());
+  }
+}
+
+/** The backbone: stem, four stages with downsamplers; returns the last map and the per-block taps. */
+export function convnextFeatures(c: ConvNeXtConfig, p: Params, image: Value, o: ForwardOptions = {}): Features {
+  const m = new Model(c, p);
+  const g = image.graph;
+  const blocks: Value[] = [];
+  const stages: Value[] = [];
+  let x = g.scope('stem', () => m.channelsFirstNorm(F.conv(image, m.w('stem.0.weight'), m.w('stem.0.bias'), { stride: 4 }), 'stem.1'));
+  let k = 0;
+  c.arch.depths.forEach((depth, i) => {
+    const keep = o.masks?.[i]?.keep;
+    if (i > 0) {
+      x = g.scope(`stages.${i}.downsample`, () =>
+        F.conv(m.channelsFirstNorm(x, `stages.${i}.downsample.0`), m.w(`stages.${i}.downsample.1.weight`), m.w(`stages.${i}.downsample.1.bias`), { stride: 2 }),
+      );
+    }
+    if (keep) x = F.mul(x, keep);
+    for (let j = 0; j < depth; j++, k++) {
+      const name = `stages.${i}.blocks.${j}`;
+      x = g.scope(name, () => m.block(x, name, o.dropPath?.[k], keep));
+      blocks.push(x);
+    }
+    stages.push(x);
+  });
+  return { features: x, blocks, stages };
+}
+
+/** Global average pool -> LayerNorm -> Linear. Returns the pooled pre-logits and the logits. */
+export function convnextHead(c: ConvNeXtConfig, p: Params, features: Value): { pooled: Value; logits: Value } {
+  const m = new Model(c, p);
+  return features.graph.scope('head', () => {
+    const pooled = F.layerNorm(F.mean(features, [2, 3]), m.w('head.norm.weight'), m.w('head.norm.bias')); // (N, C)
+    return { pooled, logits: F.gemm(pooled, m.w('head.fc.weight'), m.w('head.fc.bias'), false, true) };
+  });
+}
