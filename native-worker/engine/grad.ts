@@ -182,7 +182,12 @@ export const GRADS: { readonly [K in OpName]: GradRule<K> | 'nondiff' } = {
   Neg: (c) => [F.neg(first(c))],
   Exp: (c) => [F.mul(first(c), c.outs[0]!)],
   Log: (c) => [F.div(first(c), c.ins[0]!)],
-  Sqrt: (c) => [F.div(F.mul(first(c), 0.5), c.outs[0]!)],
+  // At 0 the gradient is taken as 0, as torch.norm's is: a GRN channel whose activations all underflow to 0
+  // would otherwise turn every gradient into NaN (inf * 0).
+  Sqrt: (c) => {
+    const y = c.outs[0]!;
+    return [F.where(F.greater(y, 0), F.div(F.mul(first(c), 0.5), y), 0)];
+  },
   Erf: (c) => {
     const x = c.ins[0]!;
     return [F.mul(first(c), F.mul(2 / Math.sqrt(Math.PI), F.exp(F.neg(F.mul(x, x)))))];
