@@ -1,21 +1,56 @@
-// The ConvNeXt variant table (REFERENCE.md) and architecture names as timm spells them.
+// The ConvNeXt model sizes (paper Table / REFERENCE.md "Variants"), shared by every runtime.
+//
+// Public API:
+//   type VariantName = 'atto' | ... | 'huge'
+//   interface Variant { name, depths, dims, convMlp, versions }
+//   VARIANTS: readonly Variant[]          in size order
+//   variantByName(name): Variant           throws RangeError for an unknown name
+//   timmModelName(name, version): string   'convnextv2_atto', 'convnext_tiny', ...
+//   FCMAE_DECODER_DIM, FCMAE_PATCH_SIZE    the FCMAE decoder width and patch size
 
-export const VARIANTS = {
-  atto: { depths: [2, 2, 6, 2], dims: [40, 80, 160, 320] },
-  femto: { depths: [2, 2, 6, 2], dims: [48, 96, 192, 384] },
-  pico: { depths: [2, 2, 6, 2], dims: [64, 128, 256, 512] },
-  nano: { depths: [2, 2, 8, 2], dims: [80, 160, 320, 640] },
-  tiny: { depths: [3, 3, 9, 3], dims: [96, 192, 384, 768] },
-  base: { depths: [3, 3, 27, 3], dims: [128, 256, 512, 1024] },
-  large: { depths: [3, 3, 27, 3], dims: [192, 384, 768, 1536] },
-  huge: { depths: [3, 3, 27, 3], dims: [352, 704, 1408, 2816] },
-} as const satisfies Record<string, { depths: readonly number[]; dims: readonly number[] }>;
+export type VariantName = 'atto' | 'femto' | 'pico' | 'nano' | 'tiny' | 'base' | 'large' | 'huge';
+export type ConvNeXtVersion = 1 | 2;
 
-export type VariantName = keyof typeof VARIANTS;
+export interface Variant {
+  readonly name: VariantName;
+  /** Blocks per stage. */
+  readonly depths: readonly [number, number, number, number];
+  /** Channels per stage. */
+  readonly dims: readonly [number, number, number, number];
+  /** timm builds the block MLP from 1x1 convs (weights (out, in, 1, 1)) for the small models, Linear otherwise. */
+  readonly convMlp: boolean;
+  /** ConvNeXt versions that define this size (huge exists only in V2). */
+  readonly versions: readonly ConvNeXtVersion[];
+}
 
-/** Variants that timm builds with 1x1 convs for the MLP (fc weights shaped (out, in, 1, 1)). */
-const CONV_MLP: ReadonlySet<VariantName> = new Set(['atto', 'femto', 'pico', 'nano']);
+export const VARIANTS: readonly Variant[] = [
+  { name: 'atto', depths: [2, 2, 6, 2], dims: [40, 80, 160, 320], convMlp: true, versions: [1, 2] },
+  { name: 'femto', depths: [2, 2, 6, 2], dims: [48, 96, 192, 384], convMlp: true, versions: [1, 2] },
+  { name: 'pico', depths: [2, 2, 6, 2], dims: [64, 128, 256, 512], convMlp: true, versions: [1, 2] },
+  { name: 'nano', depths: [2, 2, 8, 2], dims: [80, 160, 320, 640], convMlp: true, versions: [1, 2] },
+  { name: 'tiny', depths: [3, 3, 9, 3], dims: [96, 192, 384, 768], convMlp: false, versions: [1, 2] },
+  { name: 'base', depths: [3, 3, 27, 3], dims: [128, 256, 512, 1024], convMlp: false, versions: [1, 2] },
+  { name: 'large', depths: [3, 3, 27, 3], dims: [192, 384, 768, 1536], convMlp: false, versions: [1, 2] },
+  { name: 'huge', depths: [3, 3, 27, 3], dims: [352, 704, 1408, 2816], convMlp: false, versions: [2] },
+];
 
+export function variantByName(name: string): Variant {
+  const v = VARIANTS.find((x) => x.name === name);
+  if (!v) throw new RangeError(`unknown ConvNeXt variant '${name}' (known: ${VARIANTS.map((x) => x.name).join(', ')})`);
+  return v;
+}
+
+/** The timm model name of a variant, e.g. convnextv2_atto or convnext_tiny. */
+export function timmModelName(name: VariantName, version: ConvNeXtVersion): string {
+  return `${version === 2 ? 'convnextv2' : 'convnext'}_${name}`;
+}
+
+/** FCMAE decoder: one block of this width after a 1x1 projection. */
+export const FCMAE_DECODER_DIM = 512;
+/** FCMAE mask patch in pixels: the network's total stride. */
+export const FCMAE_PATCH_SIZE = 32;
+
+/** A model to build: a variant in one version, named as timm names it. */
 export interface Arch {
   /** timm's name, e.g. 'convnextv2_atto' or 'convnext_tiny'. */
   readonly name: string;
@@ -29,12 +64,11 @@ export interface Arch {
 /** Parses 'convnextv2_<variant>' (V2, atto..huge) or 'convnext_<variant>' (V1, atto..large). */
 export function parseArch(name: string): Arch {
   const m = /^convnext(v2)?_(\w+)$/.exec(name);
-  const variant = m?.[2] as VariantName | undefined;
-  if (!m || !variant || !(variant in VARIANTS) || (!m[1] && variant === 'huge')) {
-    const v2 = Object.keys(VARIANTS).map((v) => `convnextv2_${v}`);
-    const v1 = Object.keys(VARIANTS).filter((v) => v !== 'huge').map((v) => `convnext_${v}`);
-    throw new Error(`unknown architecture '${name}'; expected one of ${[...v2, ...v1].join(', ')}`);
+  const version: ConvNeXtVersion = m?.[1] ? 2 : 1;
+  const v = VARIANTS.find((x) => x.name === m?.[2] && x.versions.includes(version));
+  if (!m || !v) {
+    const known = VARIANTS.flatMap((x) => x.versions.map((ver) => timmModelName(x.name, ver)));
+    throw new Error(`unknown architecture '${name}'; expected one of ${known.join(', ')}`);
   }
-  const { depths, dims } = VARIANTS[variant];
-  return { name, v2: !!m[1], variant, depths, dims, convMlp: CONV_MLP.has(variant) };
+  return { name, v2: version === 2, variant: v.name, depths: v.depths, dims: v.dims, convMlp: v.convMlp };
 }

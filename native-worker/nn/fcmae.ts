@@ -1,7 +1,7 @@
 // FCMAE: a ConvNeXt V2 encoder with FCMAE's sparse convs emulated densely (mask before and after each
 // depthwise conv, GRN over visible positions), a one-block ConvNeXt V2 decoder, and the norm-pix loss over
 // masked patches. Mask convention: (N, L) with L = (H/32)*(W/32) patches, 0 = keep, 1 = remove.
-import type { Arch } from '../../common/variants.ts';
+import { type Arch, FCMAE_DECODER_DIM, FCMAE_PATCH_SIZE } from '../../common/variants.ts';
 import * as F from '../engine/functional.ts';
 import type { Value } from '../engine/ir.ts';
 import { Model, OFFICIAL_BLOCK, type Params, convnextFeatures, convnextParams, isNoDecay } from './convnext.ts';
@@ -18,7 +18,7 @@ export interface FcmaeConfig {
   readonly normPixLoss: boolean;
 }
 
-export const FCMAE_DEFAULTS = { patchSize: 32, maskRatio: 0.6, decoderDim: 512, decoderDepth: 1, normPixLoss: true } as const;
+export const FCMAE_DEFAULTS = { patchSize: FCMAE_PATCH_SIZE, maskRatio: 0.6, decoderDim: FCMAE_DECODER_DIM, decoderDepth: 1, normPixLoss: true } as const;
 
 /** Checks what the dense emulation needs: the input a multiple of the patch, the patch the net's stride. */
 export function checkFcmae(c: FcmaeConfig): void {
