@@ -1,7 +1,8 @@
 // The `cnx` command line: one module per command under cli/, each registered here.
 import { type Command, CliError } from './cli/command.ts';
+import { demo } from './cli/demo.ts';
 
-const commands: Record<string, Command> = {};
+const commands: Record<string, Command> = { demo };
 
 function usage(): string {
   const rows = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(16)}${c.summary}`);
