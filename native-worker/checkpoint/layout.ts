@@ -14,8 +14,8 @@
 //   detectLayout(tensors, file, options?): LayoutReport      options.entry picks 'model' | 'model_ema' | ...
 //   toCanonical(tensors, report, file): { tensors: TensorMap; origins: Map<canonical, source name> }
 //   toOfficial(canonical, arch): TensorMap                   official names and shapes (shares the data)
-import { type ConvNeXtVersion, VARIANTS, variantByName } from '../../common/variants.ts';
-import type { ArchSpec } from './validate.ts';
+import { type ConvNeXtVersion, FCMAE_DECODER_DIM, VARIANTS, variantByName } from '../../common/variants.ts';
+import type { DetectedArch } from './validate.ts';
 import { type LazyTensor, type Tensor, type TensorMap, CheckpointError, formatShape, numel } from './tensor.ts';
 
 export type Naming = 'timm' | 'official';
@@ -26,7 +26,7 @@ export interface LayoutReport {
   /** The key prefix in front of the model (encoder) weights, e.g. '', 'model.', 'state_dict.module.', 'model.encoder.'. */
   readonly prefix: string;
   /** What the weights are: variant, version, head (numClasses), decoder. All fields filled in. */
-  readonly arch: Required<ArchSpec>;
+  readonly arch: DetectedArch;
   /** Things a user should know: wrappers used, parts missing, entries ignored. */
   readonly notes: readonly string[];
 }
@@ -140,12 +140,20 @@ export function detectLayout(tensors: ReadonlyMap<string, { readonly shape: read
   const base = fcmae ? prefix.slice(0, -'encoder.'.length) : prefix;
   const local = new Map<string, readonly number[]>();
   let decoderKeys = 0;
+  let decoderDim = FCMAE_DECODER_DIM;
+  let decoderDepth = 0;
   let ignored = 0;
   let ignoredExample = '';
   for (const [key, t] of tensors) {
     if (key.startsWith(prefix)) local.set(key.slice(prefix.length), t.shape);
-    else if (fcmae && key.startsWith(base) && DECODER_KEY.test(key.slice(base.length))) decoderKeys++;
-    else if (ignored++ === 0) ignoredExample = key;
+    else if (fcmae && key.startsWith(base) && DECODER_KEY.test(key.slice(base.length))) {
+      // The decoder's width and depth are configurable: read them off proj and decoder.<j>.
+      const k = key.slice(base.length);
+      if (k === 'proj.weight') decoderDim = t.shape[0] ?? decoderDim;
+      const block = /^decoder\.(\d+)\./.exec(k);
+      if (block) decoderDepth = Math.max(decoderDepth, Number(block[1]) + 1);
+      decoderKeys++;
+    } else if (ignored++ === 0) ignoredExample = key;
   }
   if (ignored) notes.push(`ignored ${ignored} tensor${ignored > 1 ? 's' : ''} outside the model weights (e.g. '${ignoredExample}')`);
 
@@ -184,7 +192,7 @@ export function detectLayout(tensors: ReadonlyMap<string, { readonly shape: read
   if (decoder) notes.push('FCMAE model: encoder and decoder');
   else if (!head) notes.push('no classifier head: encoder weights only (head.* is missing)');
   if (fcmae && !decoder) notes.push("encoder weights taken out of 'encoder.'; the file has no decoder");
-  return { naming, prefix, arch: { variant: variant!.name, version, head, numClasses, decoder }, notes };
+  return { naming, prefix, arch: { variant: variant!.name, version, head, numClasses, decoder, ...(decoder ? { decoderDim, decoderDepth } : {}) }, notes };
 }
 
 export function toCanonical(tensors: ReadonlyMap<string, LazyTensor>, report: LayoutReport, file: string): { tensors: TensorMap; origins: Map<string, string> } {
@@ -214,7 +222,7 @@ export function toCanonical(tensors: ReadonlyMap<string, LazyTensor>, report: La
 }
 
 /** Canonical tensors renamed and reshaped to the official repositories' layout (for their tools). */
-export function toOfficial(canonical: TensorMap, arch: Required<ArchSpec>): TensorMap {
+export function toOfficial(canonical: TensorMap, arch: DetectedArch): TensorMap {
   const convMlp = variantByName(arch.variant).convMlp;
   const out: TensorMap = new Map();
   for (const [key, t] of canonical) {

@@ -13,7 +13,7 @@ import { type DetectOptions, type Naming, detectLayout, toCanonical } from './la
 import { parseSafetensors, writeSafetensors } from './safetensors.ts';
 import { type LazyTensor, type TensorMap, CheckpointError } from './tensor.ts';
 import { parseTorchZip } from './torchzip.ts';
-import { type ArchSpec, expectedParams, validateParams } from './validate.ts';
+import { type DetectedArch, expectedParams, validateParams } from './validate.ts';
 
 export type CheckpointFormat = 'safetensors' | 'torch';
 
@@ -23,7 +23,7 @@ export interface LoadedCheckpoint {
   readonly layout: Naming;
   readonly variant: VariantName;
   /** Variant, version, head and decoder as found; `tensors` match expectedParams(arch) exactly. */
-  readonly arch: Required<ArchSpec>;
+  readonly arch: DetectedArch;
   readonly tensors: TensorMap;
   /** safetensors `__metadata__`, or a torch file's top-level scalars (epoch, args as JSON). */
   readonly metadata: Record<string, string>;

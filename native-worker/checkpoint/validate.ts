@@ -17,7 +17,13 @@ export interface ArchSpec {
   readonly numClasses?: number;
   /** FCMAE pretraining model: the encoder under `encoder.` plus the decoder (official names). Default false. */
   readonly decoder?: boolean;
+  /** FCMAE decoder width and number of blocks. Default 512 and 1, the paper's. */
+  readonly decoderDim?: number;
+  readonly decoderDepth?: number;
 }
+
+/** An architecture as found in a file: every field known, the decoder's size only for FCMAE models. */
+export type DetectedArch = Required<Omit<ArchSpec, 'decoderDim' | 'decoderDepth'>> & Pick<ArchSpec, 'decoderDim' | 'decoderDepth'>;
 
 /** Canonical parameter names and shapes of `arch`, in the order torch's state_dict() lists them. */
 export function expectedParams(arch: ArchSpec): Map<string, number[]> {
@@ -73,20 +79,23 @@ export function expectedParams(arch: ArchSpec): Map<string, number[]> {
     }
   }
   if (decoder) {
-    const d = FCMAE_DECODER_DIM;
+    const d = arch.decoderDim ?? FCMAE_DECODER_DIM;
     out.set('mask_token', [1, d, 1, 1]);
     out.set('proj.weight', [d, last, 1, 1]);
     out.set('proj.bias', [d]);
-    out.set('decoder.0.dwconv.weight', [d, 1, 7, 7]);
-    out.set('decoder.0.dwconv.bias', [d]);
-    out.set('decoder.0.norm.weight', [d]);
-    out.set('decoder.0.norm.bias', [d]);
-    out.set('decoder.0.pwconv1.weight', [4 * d, d]);
-    out.set('decoder.0.pwconv1.bias', [4 * d]);
-    out.set('decoder.0.grn.gamma', [1, 1, 1, 4 * d]);
-    out.set('decoder.0.grn.beta', [1, 1, 1, 4 * d]);
-    out.set('decoder.0.pwconv2.weight', [d, 4 * d]);
-    out.set('decoder.0.pwconv2.bias', [d]);
+    for (let j = 0; j < (arch.decoderDepth ?? 1); j++) {
+      const b = `decoder.${j}`;
+      out.set(`${b}.dwconv.weight`, [d, 1, 7, 7]);
+      out.set(`${b}.dwconv.bias`, [d]);
+      out.set(`${b}.norm.weight`, [d]);
+      out.set(`${b}.norm.bias`, [d]);
+      out.set(`${b}.pwconv1.weight`, [4 * d, d]);
+      out.set(`${b}.pwconv1.bias`, [4 * d]);
+      out.set(`${b}.grn.gamma`, [1, 1, 1, 4 * d]);
+      out.set(`${b}.grn.beta`, [1, 1, 1, 4 * d]);
+      out.set(`${b}.pwconv2.weight`, [d, 4 * d]);
+      out.set(`${b}.pwconv2.bias`, [d]);
+    }
     const patchValues = FCMAE_PATCH_SIZE * FCMAE_PATCH_SIZE * 3;
     out.set('pred.weight', [patchValues, d, 1, 1]);
     out.set('pred.bias', [patchValues]);

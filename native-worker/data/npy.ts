@@ -55,12 +55,13 @@ export function decodeNpy(bytes: Uint8Array, file = '<buffer>'): NpyArray {
   const shape = shapeText!.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
   if (shape.some((d) => !Number.isInteger(d) || d < 0)) fail(`bad shape (${shapeText})`);
   const count = shape.reduce((p, q) => p * q, 1);
-  const dtype = descr === '<f4' ? 'float32' : descr === '<i8' ? 'int64' : fail(`dtype ${descr} (expected float32 '<f4' or int64 '<i8')`);
-  const size = dtype === 'float32' ? 4 : 8;
+  // float64 arrays are read as float32, the engine's precision.
+  const size = descr === '<f4' ? 4 : descr === '<i8' || descr === '<f8' ? 8 : fail(`dtype ${descr} (expected float32 '<f4', float64 '<f8' or int64 '<i8')`);
   const off = start + hlen;
   if (bytes.length - off !== count * size) fail(`expected ${count * size} data bytes for shape (${shape.join(', ')}), found ${bytes.length - off}`);
   const raw = new Uint8Array(bytes.subarray(off)).buffer; // a copy: Buffer.slice would be a view into a pool
-  return { dtype, shape, data: dtype === 'float32' ? new Float32Array(raw) : new BigInt64Array(raw) };
+  if (descr === '<i8') return { dtype: 'int64', shape, data: new BigInt64Array(raw) };
+  return { dtype: 'float32', shape, data: descr === '<f4' ? new Float32Array(raw) : Float32Array.from(new Float64Array(raw)) };
 }
 
 export function readNpy(path: string): NpyArray {

@@ -3,7 +3,7 @@
 // pointwise layers are single Gemms with fused bias.
 import type { Arch } from '../../common/variants.ts';
 import * as F from '../engine/functional.ts';
-import type { Value } from '../engine/ir.ts';
+import { GraphError, type Value } from '../engine/ir.ts';
 import type { Init, ParamSpec } from './params.ts';
 
 export interface ConvNeXtConfig {
@@ -135,18 +135,19 @@ export class Model {
   }
 
   block(x: Value, name: string, dropPath: Value | undefined, keep: Value | undefined, names: BlockNames = TIMM_BLOCK): Value {
-    const [n, c, h, wd] = x.staticShape();
-    const rows = n! * h! * wd!;
+    // The batch may be symbolic (exported models): reshapes use -1 for it.
+    const [, c, h, wd] = x.shape;
+    if (typeof c !== 'number' || typeof h !== 'number' || typeof wd !== 'number') throw new GraphError(`${name}: channels and size must be static, got ${x}`);
     const w = (k: string) => this.w(`${name}.${k}`);
-    let y = F.conv(x, w(`${names.dw}.weight`), w(`${names.dw}.bias`), { pad: 3, group: c! });
+    let y = F.conv(x, w(`${names.dw}.weight`), w(`${names.dw}.bias`), { pad: 3, group: c });
     if (keep) y = F.mul(y, keep);
-    y = F.reshape(F.transpose(y, [0, 2, 3, 1]), [rows, c!]); // (N, C, H, W) -> (N*H*W, C)
+    y = F.reshape(F.transpose(y, [0, 2, 3, 1]), [-1, c]); // (N, C, H, W) -> (N*H*W, C)
     y = F.layerNorm(y, w('norm.weight'), w('norm.bias'));
     y = F.gelu(F.gemm(y, this.matrix(`${name}.${names.fc1}.weight`), w(`${names.fc1}.bias`), false, true)); // (N*H*W, 4C)
-    if (this.c.arch.v2) y = this.grn(y, [n!, h! * wd!, 4 * c!], w(names.grnWeight), w(names.grnBias), keep);
+    if (this.c.arch.v2) y = this.grn(y, [-1, h * wd, 4 * c], w(names.grnWeight), w(names.grnBias), keep);
     y = F.gemm(y, this.matrix(`${name}.${names.fc2}.weight`), w(`${names.fc2}.bias`), false, true); // (N*H*W, C)
     if (!this.c.arch.v2) y = F.mul(y, w('gamma'));
-    y = F.transpose(F.reshape(y, [n!, h!, wd!, c!]), [0, 3, 1, 2]); // -> (N, C, H, W)
+    y = F.transpose(F.reshape(y, [-1, h, wd, c]), [0, 3, 1, 2]); // -> (N, C, H, W)
     if (dropPath) y = F.mul(y, dropPath);
     const out = F.add(x, y);
     return keep ? F.mul(out, keep) : out;
@@ -157,12 +158,12 @@ export class Model {
     const x = F.reshape(rows, view);
     // The official layout stores GRN parameters as (1, 1, 1, C); broadcast them as (C).
     const [gamma, beta] = [weight, bias].map((p) => (p.rank === 1 ? p : F.reshape(p, [view[2]!])));
-    const visible = keep ? F.mul(x, F.reshape(keep, [view[0]!, view[1]!, 1])) : x;
+    const visible = keep ? F.mul(x, F.reshape(keep, [-1, view[1]!, 1])) : x;
     const gx = F.sqrt(F.sumSquare(visible, [1], true)); // (N, 1, C)
     const nx = F.div(gx, F.add(F.mean(gx, [-1], true), 1e-6));
     // gamma * (x * nx) + beta + x, as x * (gamma * nx + 1) + beta: two passes over x instead of four.
     const y = F.add(F.mul(x, F.add(F.mul(gamma!, nx), 1)), beta!);
-    return F.reshape(y, rows.staticShape());
+    return F.reshape(y, [-1, view[2]!]);
   }
 }
 

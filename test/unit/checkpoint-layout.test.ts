@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import { VARIANTS } from '../../common/variants.ts';
 import { detectLayout, toCanonical, toOfficial } from '../../native-worker/checkpoint/layout.ts';
 import { type LazyTensor, type Tensor, type TensorMap, numel } from '../../native-worker/checkpoint/tensor.ts';
-import { type ArchSpec, expectedParams, validateParams } from '../../native-worker/checkpoint/validate.ts';
+import { type DetectedArch, expectedParams, validateParams } from '../../native-worker/checkpoint/validate.ts';
 import { assertSameTensors } from '../helpers/tensors.ts';
 
 const f = 'ckpt.pt';
@@ -73,7 +73,7 @@ describe('expectedParams', () => {
 });
 
 describe('layout mapping', () => {
-  const archs: Required<ArchSpec>[] = VARIANTS.flatMap((v) =>
+  const archs: DetectedArch[] = VARIANTS.flatMap((v) =>
     v.versions.flatMap((version) => [
       { variant: v.name, version, head: true, numClasses: 1000, decoder: false },
       { variant: v.name, version, head: false, numClasses: 0, decoder: false },
@@ -113,10 +113,10 @@ describe('layout mapping', () => {
   });
 
   test('values survive canonical -> official -> canonical exactly (V2 atto, V1 femto, FCMAE)', () => {
-    const cases: Required<ArchSpec>[] = [
+    const cases: DetectedArch[] = [
       { variant: 'atto', version: 2, head: true, numClasses: 1000, decoder: false },
       { variant: 'femto', version: 1, head: true, numClasses: 7, decoder: false },
-      { variant: 'atto', version: 2, head: false, numClasses: 0, decoder: true },
+      { variant: 'atto', version: 2, head: false, numClasses: 0, decoder: true, decoderDim: 512, decoderDepth: 1 },
     ];
     for (const arch of cases) {
       const canonical = tensorsOf(expectedParams(arch), true);

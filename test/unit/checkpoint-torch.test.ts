@@ -92,7 +92,7 @@ describe('official and timm checkpoints written by PyTorch', () => {
   test('FCMAE model with decoder: encoder. + timm names, decoder kept', async (t) => {
     if (!fixtures(t)) return;
     const c = await loadCheckpoint(join(dir, 'v2_atto_fcmae_full.pt'));
-    assert.deepEqual(c.arch, { variant: 'atto', version: 2, head: false, numClasses: 0, decoder: true });
+    assert.deepEqual(c.arch, { variant: 'atto', version: 2, head: false, numClasses: 0, decoder: true, decoderDim: 512, decoderDepth: 1 });
     assertSameTensors(c.tensors, await expected('v2_atto_fcmae_full.expected.safetensors'));
   });
 
