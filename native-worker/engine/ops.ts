@@ -1,7 +1,7 @@
 // The op table: every op the engine can emit, with its typed attributes, its ONNX encoding, its shape/dtype
 // rule (run when the graph is built) and which of its inputs are differentiable. Shared code looks ops up
 // here and never switches on op names.
-import { type DType, type Dim, type Shape, type Value, GraphError, fmtShape, numel } from './ir.ts';
+import { type DType, type Dim, type Shape, type Value, GraphError, fmtShape } from './ir.ts';
 
 /** An ONNX attribute value with its explicit type (ints and floats look alike in JS). */
 export type OnnxAttr =
@@ -177,24 +177,45 @@ function reduce(op: string): OpSpec<Axes> {
   };
 }
 
-/** Output shape of Reshape: 0 copies the input's dim, -1 takes what is left (symbolic dims allowed when copied). */
+/** A symbolic dim is a name ('N') or a name times a count ('N*256'), as reshapes of a symbolic batch make. */
+function symbolic(d: string): { name: string; k: number } {
+  const [name, k] = d.split('*');
+  return { name: name!, k: k ? Number(k) : 1 };
+}
+
+/** Output shape of Reshape: 0 copies the input's dim, -1 takes what is left (symbolic batch dims allowed). */
 function reshapeShape(ins: readonly Value[], target: readonly number[]): Dim[] {
   const x = ins[0]!;
-  const out: Dim[] = target.map((t, i) => (t === 0 ? (x.shape[i] ?? fail('Reshape', ins, `0 at axis ${i} beyond rank`)) : t));
-  const symIn = x.shape.filter((d) => typeof d === 'string');
-  const symOut = out.filter((d) => typeof d === 'string');
-  const free = symIn.filter((s) => !symOut.includes(s));
-  const known = (s: readonly Dim[]) => numel(s.filter((d): d is number => typeof d === 'number' && d !== -1));
-  const holes = out.filter((d) => d === -1).length;
-  if (holes > 1) fail('Reshape', ins, `more than one -1 in ${fmtShape(target)}`);
   if (target.some((t) => t < -1)) fail('Reshape', ins, `bad target ${fmtShape(target)}`);
-  if (holes === 1) {
-    const rest = known(x.shape) / known(out);
-    if (free.length > 1 || (free.length === 1 && rest !== 1) || !Number.isInteger(rest)) {
-      fail('Reshape', ins, `cannot infer -1 in ${fmtShape(target)}`);
+  if (target.filter((t) => t === -1).length > 1) fail('Reshape', ins, `more than one -1 in ${fmtShape(target)}`);
+  const out: Dim[] = target.map((t, i) => (t === 0 ? (x.shape[i] ?? fail('Reshape', ins, `0 at axis ${i} beyond rank`)) : t));
+  // Sizes as (symbol names, numeric product): both sides must agree, the -1 takes the difference.
+  const size = (dims: readonly Dim[]) => {
+    const names: string[] = [];
+    let k = 1;
+    for (const d of dims) {
+      if (typeof d === 'string') {
+        const s = symbolic(d);
+        names.push(s.name);
+        k *= s.k;
+      } else if (d !== -1) k *= d;
     }
-    out[out.indexOf(-1)] = free.length === 1 ? free[0]! : rest;
-  } else if (free.length || known(x.shape) !== known(out)) {
+    return { names, k };
+  };
+  const a = size(x.shape);
+  const b = size(out);
+  const free = [...a.names];
+  for (const n of b.names) {
+    const i = free.indexOf(n);
+    if (i < 0) return fail('Reshape', ins, `symbolic dim ${n} is not in the input`);
+    free.splice(i, 1);
+  }
+  const hole = out.indexOf(-1);
+  const rest = a.k / b.k;
+  if (hole >= 0) {
+    if (free.length > 1 || !Number.isInteger(rest)) fail('Reshape', ins, `cannot infer -1 in ${fmtShape(target)}`);
+    out[hole] = free.length ? (rest === 1 ? free[0]! : `${free[0]}*${rest}`) : rest;
+  } else if (free.length || rest !== 1) {
     fail('Reshape', ins, `cannot reshape to ${fmtShape(target)}`);
   }
   return out;

@@ -1,0 +1,71 @@
+// `cnx doctor`: which engines and execution providers this machine has, and why others are missing.
+import { spawnSync } from 'node:child_process';
+import { cpus, totalmem } from 'node:os';
+import * as ort from 'onnxruntime-node';
+import { chooseProvider } from '../engine/runtime.ts';
+import { type Command, parseOptions } from './command.ts';
+
+const HELP = `usage: cnx doctor [--json] [--python PATH]
+
+Reports the ONNX engine (onnxruntime-node and its execution providers) and the PyTorch engine (a Python
+with torch: version, CUDA/MPS devices and memory). --python or CNX_PYTHON picks the interpreter.`;
+
+const PROBE = `import json, sys
+r = {"python": sys.version.split()[0]}
+try:
+    import torch
+    r["torch"] = torch.__version__
+    r["cuda"] = [{"name": torch.cuda.get_device_name(i), "memoryGiB": round(torch.cuda.get_device_properties(i).total_memory / 2**30, 1)} for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    r["mps"] = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+except Exception as e:
+    r["error"] = "%s: %s" % (type(e).__name__, e)
+print(json.dumps(r))`;
+
+export const doctorCommand: Command = {
+  summary: 'report engines, execution providers, Python/torch and GPUs',
+  async run(args) {
+    const o = parseOptions(args, { json: { type: 'boolean' }, python: { type: 'string' } }, HELP);
+    if (!o) return 0;
+    const report = chooseProvider('auto');
+    // The user's choice, else the first interpreter on the usual paths that has torch.
+    const chosen = o.values.python ?? process.env.CNX_PYTHON;
+    const candidates = chosen ? [chosen] : ['python3', 'python', ...(process.platform === 'win32' ? [] : ['/usr/bin/python3'])];
+    let python = candidates[0]!;
+    let torch: Record<string, unknown> = {};
+    for (const candidate of candidates) {
+      const r = probeTorch(candidate);
+      if (candidate === candidates[0] || typeof r.torch === 'string') [python, torch] = [candidate, r];
+      if (typeof r.torch === 'string') break;
+    }
+    const info = {
+      machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30) },
+      onnx: { onnxruntime: ort.env.versions.common, backends: ort.listSupportedBackends().map((b) => b.name), chosen: report.chosen, skipped: report.skipped },
+      torch: { interpreter: python, ...torch },
+      torchEngineUsable: typeof torch.torch === 'string',
+    };
+    if (o.values.json) {
+      console.log(JSON.stringify(info, null, 2));
+      return 0;
+    }
+    console.log(`machine: ${info.machine.cpus} x ${info.machine.cpu}, ${info.machine.memoryGiB} GiB`);
+    console.log(`ONNX engine: onnxruntime-node ${info.onnx.onnxruntime}, providers ${info.onnx.backends.join(', ')}; auto picks ${report.chosen}`);
+    for (const s of report.skipped) console.log(`  ${s.provider}: ${s.reason}`);
+    if (info.torchEngineUsable) {
+      const gpus = (torch.cuda as { name: string; memoryGiB: number }[]) ?? [];
+      console.log(`PyTorch engine: ${python} (Python ${torch.python}), torch ${torch.torch}; ${gpus.length ? gpus.map((g) => `${g.name} ${g.memoryGiB} GiB`).join(', ') : torch.mps ? 'Apple MPS' : 'no GPU (CPU only)'}`);
+    } else {
+      console.log(`PyTorch engine: not available with ${python} (${String(torch.error ?? 'torch not importable')}); set CNX_PYTHON or --python`);
+    }
+    return 0;
+  },
+};
+
+function probeTorch(python: string): Record<string, unknown> {
+  const probe = spawnSync(python, ['-c', PROBE], { encoding: 'utf8', timeout: 60_000 });
+  if (probe.status !== 0) return { error: (probe.stderr || probe.error?.message || 'failed').trim().split('\n').pop() };
+  try {
+    return JSON.parse(probe.stdout) as Record<string, unknown>;
+  } catch {
+    return { error: `unexpected output from ${python}` };
+  }
+}

@@ -1,0 +1,68 @@
+// `cnx export`: a checkpoint as a standalone ONNX inference model (+ metadata JSON) or as timm safetensors.
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { saveCheckpoint } from '../checkpoint/load.ts';
+import { toOfficial } from '../checkpoint/layout.ts';
+import { exportOnnx, loadModel } from '../jobs/inference.ts';
+import { type Command, CliError, parseOptions } from './command.ts';
+import { required, writeJson } from './model-io.ts';
+
+const HELP = `usage: cnx export --arch A --weights W --output model.onnx|model.safetensors [--format onnx|timm|official]
+                  [--size 224] [--labels labels.txt|a,b,c] [--crop-pct 0.875]
+
+onnx: a standalone inference model (input 'image' float32 (N, 3, size, size), outputs 'logits' and 'features')
+with <output>.json beside it: labels, input size, resize/crop and mean/std. timm/official: safetensors.`;
+
+const IMAGENET = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+
+export const exportCommand: Command = {
+  summary: 'export a checkpoint to ONNX (+ metadata) or timm/official safetensors',
+  async run(args) {
+    const o = parseOptions(args, {
+      arch: { type: 'string' }, weights: { type: 'string' }, output: { type: 'string' }, format: { type: 'string' },
+      size: { type: 'string', default: '224' }, labels: { type: 'string' }, 'crop-pct': { type: 'string', default: '0.875' },
+    }, HELP);
+    if (!o) return 0;
+    const v = o.values;
+    required(v, ['arch', 'weights', 'output'], HELP);
+    const format = v.format ?? (v.output!.endsWith('.onnx') ? 'onnx' : 'timm');
+    const model = await loadModel(v.weights!, v.arch!);
+    if (format === 'timm' || format === 'official') {
+      const tensors = format === 'timm' ? model.checkpoint.tensors : toOfficial(model.checkpoint.tensors, model.checkpoint.arch);
+      await saveCheckpoint(v.output!, tensors, { arch: model.arch.name, layout: format, source: basename(v.weights!) });
+      return 0;
+    }
+    if (format !== 'onnx') throw new CliError(`--format must be onnx, timm or official, got '${format}'`);
+    const size = Number(v.size);
+    if (!Number.isInteger(size) || size < 32 || size % 32) throw new CliError(`--size must be a multiple of 32, got '${v.size}'`);
+    const labels = readLabels(v.labels, model.numClasses);
+    const cropPct = Number(v['crop-pct']);
+    const meta = {
+      arch: model.arch.name, numClasses: model.numClasses, labels, inputSize: size,
+      resize: Math.round(size / cropPct), cropPct, interpolation: 'bicubic', ...IMAGENET,
+      inputs: { image: 'float32 (N, 3, H, W), RGB, scaled to [0,1] then normalized with mean/std' },
+      outputs: { logits: `float32 (N, ${model.numClasses})`, features: 'float32 (N, C): pooled, normed pre-logits' },
+    };
+    const bytes = exportOnnx(model, size, { labels: JSON.stringify(labels), input_size: String(size), mean: JSON.stringify(IMAGENET.mean), std: JSON.stringify(IMAGENET.std) });
+    const tmp = `${v.output}.tmp-${process.pid}`;
+    writeFileSync(tmp, bytes);
+    renameSync(tmp, v.output!);
+    writeJson(join(dirname(v.output!), `${basename(v.output!)}.json`), meta);
+    return 0;
+  },
+};
+
+function readLabels(spec: string | undefined, k: number): string[] {
+  if (!spec) return Array.from({ length: k }, (_, i) => String(i));
+  const labels = spec.includes(',') || !spec.endsWith('.txt') ? spec.split(',') : readLines(spec);
+  if (labels.length !== k) throw new CliError(`--labels gives ${labels.length} labels for a ${k}-class head`);
+  return labels;
+}
+
+function readLines(path: string): string[] {
+  try {
+    return readFileSync(path, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean);
+  } catch (e) {
+    throw new CliError(`${path}: cannot read labels (${(e as Error).message})`);
+  }
+}

@@ -1,0 +1,36 @@
+// `cnx inspect`: what a checkpoint holds: format, layout, model, parameters, notes.
+import { loadCheckpoint } from '../checkpoint/load.ts';
+import { type Command, CliError, parseOptions } from './command.ts';
+
+const HELP = `usage: cnx inspect <checkpoint> [--json] [--tensors]
+
+Reads safetensors (ours or timm) and official .pt/.pth files without running any code from them.`;
+
+export const inspectCommand: Command = {
+  summary: 'show what a checkpoint holds (model, layout, parameters)',
+  async run(args) {
+    const o = parseOptions(args, { json: { type: 'boolean' }, tensors: { type: 'boolean' } }, HELP);
+    if (!o) return 0;
+    const file = o.positionals[0];
+    if (!file || o.positionals.length > 1) throw new CliError(`expected one checkpoint path\n\n${HELP}`);
+    const c = await loadCheckpoint(file);
+    const params = [...c.tensors.values()].reduce((s, t) => s + t.data.length, 0);
+    const model = `${c.arch.version === 2 ? 'convnextv2' : 'convnext'}_${c.variant}`;
+    const summary = {
+      file, format: c.format, layout: c.layout, model, kind: c.arch.decoder ? 'fcmae' : c.arch.head ? 'classifier' : 'encoder',
+      numClasses: c.arch.numClasses, ...(c.arch.decoder ? { decoderDim: c.arch.decoderDim, decoderDepth: c.arch.decoderDepth } : {}),
+      tensors: c.tensors.size, parameters: params, metadata: c.metadata, notes: c.notes,
+      ...(o.values.tensors ? { shapes: Object.fromEntries([...c.tensors].map(([k, t]) => [k, t.shape])) } : {}),
+    };
+    if (o.values.json) {
+      console.log(JSON.stringify(summary, null, 2));
+      return 0;
+    }
+    console.log(`${file}\n  ${summary.kind} ${model} (${(params / 1e6).toFixed(2)}M parameters in ${c.tensors.size} tensors)`);
+    console.log(`  format ${c.format}, ${c.layout} names${c.arch.head ? `, ${c.arch.numClasses} classes` : ''}`);
+    for (const n of c.notes) console.log(`  note: ${n}`);
+    for (const [k, val] of Object.entries(c.metadata)) console.log(`  ${k}: ${val.length > 100 ? `${val.slice(0, 100)}...` : val}`);
+    if (o.values.tensors) for (const [k, t] of c.tensors) console.log(`  ${k.padEnd(48)} ${t.shape.join('x')}`);
+    return 0;
+  },
+};
