@@ -10,6 +10,7 @@ import { type FcmaeConfig, FCMAE_DEFAULTS, checkFcmae, fcmaeForward, fcmaeParams
 import { softCrossEntropy } from '../nn/losses.ts';
 import { type ParamSpec, type ParamValues, initParams } from '../nn/params.ts';
 import { ADAMW_DEFAULTS, type AdamWOptions } from '../optim/adamw.ts';
+import { finetuneRecipe, layerScale } from '../optim/recipes.ts';
 import { STEP_INPUTS, buildTrainStep } from '../optim/train-step.ts';
 
 export interface TrainerConfig {
@@ -26,8 +27,12 @@ export interface TrainerConfig {
   readonly weightDecay?: number;
   readonly optim?: Partial<AdamWOptions>;
   readonly layerDecay?: number | null;
+  readonly layerDecayType?: 'single' | 'group';
+  readonly emaDecay?: number | null;
   readonly fcmae?: Partial<Omit<FcmaeConfig, 'arch' | 'inputSize'>>;
   readonly initial?: ParamValues;
+  /** Optimizer state to resume from: `<p>.exp_avg`, `<p>.exp_avg_sq`, `<p>.ema`, and the steps taken. */
+  readonly resume?: { readonly state: ParamValues; readonly step: number };
   readonly profile?: string;
 }
 
@@ -56,6 +61,8 @@ export interface Trainer {
   step(lr: number, batch: Batch): Promise<StepResult>;
   /** Current parameters (copies). */
   weights(): Promise<ParamValues>;
+  /** Optimizer moments and EMA (copies), keyed `<p>.exp_avg`, `<p>.exp_avg_sq`, `<p>.ema`. */
+  state(): Promise<ParamValues>;
 }
 
 /** The (blocks) drop-path probabilities: a linear rule from 0 to `rate` over all blocks. */
@@ -72,7 +79,7 @@ export async function createTrainer(cfg: TrainerConfig): Promise<Trainer> {
   const model = { arch, numClasses: cfg.numClasses, ...(cfg.headInitScale !== undefined ? { headInitScale: cfg.headInitScale } : {}) };
   const specs = fcmae ? fcmaeParams(fcmae) : convnextParams(model);
   const blocks = blockCount(arch);
-  const maxLayer = Math.max(...specs.map((p) => p.layer));
+  const layerDecayType = cfg.layerDecayType ?? finetuneRecipe(cfg.arch).layerDecayType;
 
   const step = buildTrainStep(
     `${cfg.kind}_${cfg.arch}`,
@@ -97,7 +104,8 @@ export async function createTrainer(cfg: TrainerConfig): Promise<Trainer> {
     {
       optim,
       weightDecay: cfg.weightDecay ?? 0.05,
-      ...(cfg.layerDecay ? { lrScale: (p: ParamSpec) => cfg.layerDecay! ** (maxLayer - p.layer) } : {}),
+      ...(cfg.layerDecay ? { lrScale: (p: ParamSpec) => layerScale(p.name, arch.depths, cfg.layerDecay!, layerDecayType) } : {}),
+      emaDecay: cfg.emaDecay ?? null,
     },
   );
   const compiled = await CompiledGraph.create(step.graph, {
@@ -111,11 +119,16 @@ export async function createTrainer(cfg: TrainerConfig): Promise<Trainer> {
     const v = values.get(p.name);
     if (!v) throw new Error(`initial weights lack ${p.name}`);
     initial.set(p.name, tensor('float32', Float32Array.from(v), p.shape));
-    initial.set(`${p.name}.exp_avg`, tensor('float32', new Float32Array(v.length), p.shape));
-    initial.set(`${p.name}.exp_avg_sq`, tensor('float32', new Float32Array(v.length), p.shape));
+    for (const k of ['exp_avg', 'exp_avg_sq', ...(cfg.emaDecay != null ? ['ema'] : [])]) {
+      const saved = cfg.resume?.state.get(`${p.name}.${k}`);
+      if (cfg.resume && !saved) throw new Error(`resume state lacks ${p.name}.${k}`);
+      // A fresh EMA starts at the initial weights; fresh moments at zero.
+      const start = saved ?? (k === 'ema' ? v : new Float32Array(v.length));
+      initial.set(`${p.name}.${k}`, tensor('float32', Float32Array.from(start), p.shape));
+    }
   }
   const runner = new StepRunner(compiled, step.carry, initial);
-  let count = 0;
+  let count = cfg.resume?.step ?? 0;
 
   return {
     params: specs,
@@ -155,6 +168,11 @@ export async function createTrainer(cfg: TrainerConfig): Promise<Trainer> {
     async weights() {
       const w: ParamValues = new Map();
       for (const p of specs) w.set(p.name, Float32Array.from(await runner.read(p.name)));
+      return w;
+    },
+    async state() {
+      const w: ParamValues = new Map();
+      for (const c of step.carry) if (!values.has(c.input)) w.set(c.input, Float32Array.from(await runner.read(c.input)));
       return w;
     },
   };

@@ -21,8 +21,8 @@ const W = { kind: 'truncNormal', std: 0.02 } as const;
 const ZERO: Init = { kind: 'constant', value: 0 };
 const ONE: Init = { kind: 'constant', value: 1 };
 
-/** No weight decay for 1-D tensors (biases, norms, layer scale) and GRN, as REFERENCE.md's recipes say. */
-export const isNoDecay = (name: string, shape: readonly number[]): boolean => shape.length === 1 || /\bgrn\b/.test(name);
+/** No weight decay for 1-D tensors (biases, norms, layer scale), GRN and the FCMAE mask token (both engines). */
+export const isNoDecay = (name: string, shape: readonly number[]): boolean => shape.length === 1 || /\bgrn\b/.test(name) || name === 'mask_token';
 
 export const blockCount = (arch: Arch): number => arch.depths.reduce((a, b) => a + b, 0);
 
@@ -31,49 +31,45 @@ export function convnextParams(c: ConvNeXtConfig): ParamSpec[] {
   const { arch } = c;
   const pre = c.prefix ?? '';
   const out: ParamSpec[] = [];
-  const add = (name: string, shape: readonly number[], init: Init, layer: number) =>
-    out.push({ name: pre + name, shape, init, noDecay: isNoDecay(name, shape), layer });
-  const norm = (name: string, dim: number, layer: number) => {
-    add(`${name}.weight`, [dim], ONE, layer);
-    add(`${name}.bias`, [dim], ZERO, layer);
+  const add = (name: string, shape: readonly number[], init: Init) => out.push({ name: pre + name, shape, init, noDecay: isNoDecay(name, shape) });
+  const norm = (name: string, dim: number) => {
+    add(`${name}.weight`, [dim], ONE);
+    add(`${name}.bias`, [dim], ZERO);
   };
   const [d0] = arch.dims;
-  add('stem.0.weight', [d0!, 3, 4, 4], W, 0);
-  add('stem.0.bias', [d0!], ZERO, 0);
-  norm('stem.1', d0!, 0);
-  let layer = 0;
+  add('stem.0.weight', [d0!, 3, 4, 4], W);
+  add('stem.0.bias', [d0!], ZERO);
+  norm('stem.1', d0!);
   arch.depths.forEach((depth, i) => {
     const dim = arch.dims[i]!;
     if (i > 0) {
-      layer++;
-      norm(`stages.${i}.downsample.0`, arch.dims[i - 1]!, layer);
-      add(`stages.${i}.downsample.1.weight`, [dim, arch.dims[i - 1]!, 2, 2], W, layer);
-      add(`stages.${i}.downsample.1.bias`, [dim], ZERO, layer);
+      norm(`stages.${i}.downsample.0`, arch.dims[i - 1]!);
+      add(`stages.${i}.downsample.1.weight`, [dim, arch.dims[i - 1]!, 2, 2], W);
+      add(`stages.${i}.downsample.1.bias`, [dim], ZERO);
     }
     for (let j = 0; j < depth; j++) {
-      layer++;
       const b = `stages.${i}.blocks.${j}`;
       const fc = (o: number, k: number) => (arch.convMlp ? [o, k, 1, 1] : [o, k]);
-      add(`${b}.conv_dw.weight`, [dim, 1, 7, 7], W, layer);
-      add(`${b}.conv_dw.bias`, [dim], ZERO, layer);
-      norm(`${b}.norm`, dim, layer);
-      add(`${b}.mlp.fc1.weight`, fc(4 * dim, dim), W, layer);
-      add(`${b}.mlp.fc1.bias`, [4 * dim], ZERO, layer);
+      add(`${b}.conv_dw.weight`, [dim, 1, 7, 7], W);
+      add(`${b}.conv_dw.bias`, [dim], ZERO);
+      norm(`${b}.norm`, dim);
+      add(`${b}.mlp.fc1.weight`, fc(4 * dim, dim), W);
+      add(`${b}.mlp.fc1.bias`, [4 * dim], ZERO);
       if (arch.v2) {
-        add(`${b}.mlp.grn.weight`, [4 * dim], ZERO, layer);
-        add(`${b}.mlp.grn.bias`, [4 * dim], ZERO, layer);
+        add(`${b}.mlp.grn.weight`, [4 * dim], ZERO);
+        add(`${b}.mlp.grn.bias`, [4 * dim], ZERO);
       }
-      add(`${b}.mlp.fc2.weight`, fc(dim, 4 * dim), W, layer);
-      add(`${b}.mlp.fc2.bias`, [dim], ZERO, layer);
-      if (!arch.v2) add(`${b}.gamma`, [dim], { kind: 'constant', value: 1e-6 }, layer);
+      add(`${b}.mlp.fc2.weight`, fc(dim, 4 * dim), W);
+      add(`${b}.mlp.fc2.bias`, [dim], ZERO);
+      if (!arch.v2) add(`${b}.gamma`, [dim], { kind: 'constant', value: 1e-6 });
     }
   });
   if (c.numClasses > 0) {
     const last = arch.dims[arch.dims.length - 1]!;
     const s = c.headInitScale ?? 1;
-    norm('head.norm', last, layer + 1);
-    add('head.fc.weight', [c.numClasses, last], { ...W, scale: s }, layer + 1);
-    add('head.fc.bias', [c.numClasses], ZERO, layer + 1);
+    norm('head.norm', last);
+    add('head.fc.weight', [c.numClasses, last], { ...W, scale: s });
+    add('head.fc.bias', [c.numClasses], ZERO);
   }
   return out;
 }

@@ -35,10 +35,9 @@ export function fcmaeParams(c: FcmaeConfig): ParamSpec[] {
   const enc = convnextParams({ arch: c.arch, numClasses: 0, prefix: 'encoder.' });
   const d = c.decoderDim;
   const last = c.arch.dims[c.arch.dims.length - 1]!;
-  const layer = enc[enc.length - 1]!.layer + 1;
   const W: Init = { kind: 'truncNormal', std: 0.02 };
   const ZERO: Init = { kind: 'constant', value: 0 };
-  const spec = (name: string, shape: readonly number[], init: Init): ParamSpec => ({ name, shape, init, noDecay: isNoDecay(name, shape), layer });
+  const spec = (name: string, shape: readonly number[], init: Init): ParamSpec => ({ name, shape, init, noDecay: isNoDecay(name, shape) });
   const out = [...enc, spec('proj.weight', [d, last, 1, 1], W), spec('proj.bias', [d], ZERO), spec('mask_token', [1, d, 1, 1], W)];
   for (let i = 0; i < c.decoderDepth; i++) {
     const b = `decoder.${i}`;

@@ -10,8 +10,6 @@ export interface ParamSpec {
   readonly init: Init;
   /** No weight decay (biases, norms, GRN, layer scale, tokens). */
   readonly noDecay: boolean;
-  /** Layer index for layer-wise lr decay (0 = stem, increasing with depth, last = head). */
-  readonly layer: number;
 }
 
 export type ParamValues = Map<string, Float32Array>;

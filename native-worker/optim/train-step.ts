@@ -1,6 +1,7 @@
 // Builds ONE graph for a whole training step: forward + loss + backward + AdamW. Parameters and optimizer
 // moments are graph inputs under their own names (`<p>`, `<p>.exp_avg`, `<p>.exp_avg_sq`) and come back as
 // outputs with `.next` appended, so a StepRunner can feed them into the next step.
+import * as F from '../engine/functional.ts';
 import { gradients } from '../engine/grad.ts';
 import { Graph, type Value } from '../engine/ir.ts';
 import type { Carry } from '../engine/runtime.ts';
@@ -19,6 +20,8 @@ export interface TrainStepOptions {
   readonly weightDecay: number;
   /** lr multiplier per parameter (layer-wise decay); default 1. */
   readonly lrScale?: (p: ParamSpec) => number;
+  /** Keep an exponential moving average of the weights, carried as `<p>.ema`. */
+  readonly emaDecay?: number | null;
 }
 
 export interface TrainStep {
@@ -68,9 +71,16 @@ export function buildTrainStep(
     ),
   );
   const carry: Carry[] = [];
+  const ema = o.emaDecay ?? null;
   state.forEach((s, i) => {
     const u = updates[i]!;
-    for (const [input, value] of [[s.param, u.param], [s.expAvg, u.expAvg], [s.expAvgSq, u.expAvgSq]] as const) {
+    const pairs: [Value, Value][] = [[s.param, u.param], [s.expAvg, u.expAvg], [s.expAvgSq, u.expAvgSq]];
+    if (ema !== null) {
+      // ema = d * ema + (1 - d) * updated weights, as timm's ModelEma.
+      const e = g.input(`${s.spec.name}.ema`, 'float32', s.spec.shape);
+      pairs.push([e, g.scope('ema', () => F.add(F.mul(e, ema), F.mul(u.param, 1 - ema)))]);
+    }
+    for (const [input, value] of pairs) {
       g.output(value, `${input.name}.next`);
       carry.push({ input: input.name, output: `${input.name}.next` });
     }

@@ -96,11 +96,11 @@ test('AdamW steps (weight decay groups, layer lr scale, global-norm clipping) ma
   if (!python) return;
   const rng = new Rng(7);
   const specs: ParamSpec[] = [
-    { name: 'w1', shape: [4, 5], init: { kind: 'constant', value: 0 }, noDecay: false, layer: 2 },
-    { name: 'b1', shape: [5], init: { kind: 'constant', value: 0 }, noDecay: true, layer: 2 },
-    { name: 'w0', shape: [3, 2, 2], init: { kind: 'constant', value: 0 }, noDecay: false, layer: 1 },
+    { name: 'w1', shape: [4, 5], init: { kind: 'constant', value: 0 }, noDecay: false },
+    { name: 'b1', shape: [5], init: { kind: 'constant', value: 0 }, noDecay: true },
+    { name: 'w0', shape: [3, 2, 2], init: { kind: 'constant', value: 0 }, noDecay: false },
   ];
-  const lrScale = (p: ParamSpec) => 0.5 ** (2 - p.layer);
+  const lrScale = (p: ParamSpec) => (p.name === 'w0' ? 0.5 : 1);
   const [beta1, beta2, eps, clip, wd] = [0.9, 0.95, 1e-8, 0.5, 0.05];
   const coef = new Map<string, Value>();
   const step = buildTrainStep(
