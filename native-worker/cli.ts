@@ -1,7 +1,10 @@
 // The `cnx` command line: one module per command under cli/, each registered here.
 import { type Command, CliError } from './cli/command.ts';
+import { datasetCommand } from './cli/dataset.ts';
 
-const commands: Record<string, Command> = {};
+const commands: Record<string, Command> = {
+  dataset: datasetCommand,
+};
 
 function usage(): string {
   const rows = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(16)}${c.summary}`);
