@@ -1,16 +1,20 @@
 // The `cnx` command line: one module per command under cli/, each registered here.
 import { type Command, CliError } from './cli/command.ts';
+import { datasetCommand } from './cli/dataset.ts';
 import { demo } from './cli/demo.ts';
 import { doctorCommand } from './cli/doctor.ts';
 import { exportCommand } from './cli/export.ts';
-import { inspectCommand } from './cli/inspect.ts';
 import { gradCommand } from './cli/grad.ts';
 import { inferCommand } from './cli/infer.ts';
+import { inspectCommand } from './cli/inspect.ts';
 import { reconstructCommand } from './cli/reconstruct.ts';
 
 const commands: Record<string, Command> = {
   demo,
-  infer: inferCommand, grad: gradCommand, reconstruct: reconstructCommand,
+  dataset: datasetCommand,
+  infer: inferCommand,
+  grad: gradCommand,
+  reconstruct: reconstructCommand,
   export: exportCommand,
   inspect: inspectCommand,
   doctor: doctorCommand,

@@ -1,0 +1,209 @@
+// One sample through the transform: sharp decode + crop + resize (+ flip), then RandAugment, normalize to
+// float32 CHW and random erasing. The same function serves the loader workers and the UI preview.
+import { readFileSync } from 'node:fs';
+import sharp, { type Sharp, type SharpOptions } from 'sharp';
+import { Rng, mixSeed } from '../rng.ts';
+import { DEFAULT_MAX_PIXELS } from '../import/analyze.ts';
+import type { TransformConfig } from './config.ts';
+import { readJpegHeader } from './jpeg-header.ts';
+import { type RgbImage, randAugment } from './randaugment.ts';
+
+/** Python's round(): halves go to the even neighbour (torchvision's crop arithmetic uses it). */
+export function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+export interface CropBox {
+  top: number;
+  left: number;
+  height: number;
+  width: number;
+}
+
+/** torchvision RandomResizedCrop.get_params: 10 tries at a random area/aspect, then a centre fallback. */
+export function sampleResizedCrop(width: number, height: number, scale: readonly [number, number], ratio: readonly [number, number], rng: Rng): CropBox {
+  const area = width * height;
+  const logRatio = [Math.log(ratio[0]), Math.log(ratio[1])] as const;
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const targetArea = area * rng.uniform(scale[0], scale[1]);
+    const aspect = Math.exp(rng.uniform(logRatio[0], logRatio[1]));
+    const w = roundHalfEven(Math.sqrt(targetArea * aspect));
+    const h = roundHalfEven(Math.sqrt(targetArea / aspect));
+    if (w > 0 && w <= width && h > 0 && h <= height) {
+      return { top: rng.int(0, height - h + 1), left: rng.int(0, width - w + 1), height: h, width: w };
+    }
+  }
+  const inRatio = width / height;
+  let w = width;
+  let h = height;
+  if (inRatio < ratio[0]) h = roundHalfEven(w / ratio[0]);
+  else if (inRatio > ratio[1]) w = roundHalfEven(h * ratio[1]);
+  return { top: Math.floor((height - h) / 2), left: Math.floor((width - w) / 2), height: h, width: w };
+}
+
+/** Per-sample seed: a function of (seed, epoch, index) only, so worker count and timing cannot matter. */
+export const sampleSeed = (seed: number, epoch: number, index: number): number => mixSeed(seed, epoch, index);
+
+const SHRINK_ON_LOAD = new Set(['jpeg', 'webp']);
+
+/** Decoder options shared by every path: EXIF orientation applied, bombs refused, damaged data tolerated. */
+const decodeOptions = { autoOrient: true, limitInputPixels: DEFAULT_MAX_PIXELS, failOn: 'none' } as const;
+
+/** Any input (gray, CMYK, 16-bit, alpha) to 8-bit sRGB with exactly three channels. */
+const toRgb8 = (s: Sharp) => s.removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' });
+
+/** What the geometry stage decodes from: the file's bytes, or (for images with alpha) RGB pixels. */
+interface Source {
+  input: Buffer;
+  options: SharpOptions;
+  /** Oriented size. */
+  width: number;
+  height: number;
+  format: string;
+}
+
+/** Plain JPEGs are described from their header in JS; anything else asks libvips. */
+async function openSource(buf: Buffer): Promise<Source> {
+  const jpeg = readJpegHeader(buf);
+  if (jpeg && jpeg.orientation === 1) return { input: buf, options: decodeOptions, width: jpeg.width, height: jpeg.height, format: 'jpeg' };
+  const meta = await sharp(buf, decodeOptions).metadata();
+  if (meta.hasAlpha) {
+    // Drop alpha before resampling, as PIL's convert('RGB') does: sharp would premultiply in 8 bits to
+    // resize, shifting translucent colours by several levels.
+    const { data, info } = await toRgb8(sharp(buf, decodeOptions)).toBuffer({ resolveWithObject: true });
+    return { input: data, options: { raw: { width: info.width, height: info.height, channels: 3 } }, width: info.width, height: info.height, format: 'raw' };
+  }
+  return { input: buf, options: decodeOptions, width: meta.autoOrient.width, height: meta.autoOrient.height, format: meta.format };
+}
+
+async function rawRgb(s: Sharp, file: string, size: number): Promise<RgbImage> {
+  const { data, info } = await toRgb8(s).toBuffer({ resolveWithObject: true });
+  if (info.channels !== 3 || info.width !== size || info.height !== size) {
+    throw new Error(`${file}: decoded to ${info.width}x${info.height}x${info.channels}, expected ${size}x${size}x3`);
+  }
+  return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: size, height: size };
+}
+
+/** Mirrors left-right in place (cheaper here than libvips' flop, which buffers the whole image). */
+export function flipHorizontal(img: RgbImage): void {
+  const { data: d, width: w, height: h } = img;
+  for (let y = 0; y < h; y++) {
+    for (let l = y * w * 3, r = (y * w + w - 1) * 3; l < r; l += 3, r -= 3) {
+      for (let c = 0; c < 3; c++) {
+        const t = d[l + c]!;
+        d[l + c] = d[r + c]!;
+        d[r + c] = t;
+      }
+    }
+  }
+}
+
+/**
+ * Train geometry: RandomResizedCrop + horizontal flip with one libvips call. The crop is cut before the
+ * resize, so only the crop is resampled and the JPEG is decoded no further down than the crop's bottom.
+ * When the crop is at least three times the output size (and the format supports it), the whole image is
+ * instead resized so that the crop lands on size x size and cut out afterwards: libvips then decodes the
+ * JPEG shrunk on load (2x/4x/8x in the DCT) and never below the output resolution.
+ */
+async function trainGeometry(buf: Buffer, file: string, cfg: TransformConfig, rng: Rng): Promise<RgbImage> {
+  const src = await openSource(buf);
+  const { width: W, height: H } = src;
+  const box = sampleResizedCrop(W, H, cfg.scale, cfg.ratio, rng);
+  const flip = rng.chance(cfg.hflip);
+  const size = cfg.size;
+  let s = sharp(src.input, src.options);
+  // sharp only shrinks on load when the shrink factor exceeds the load factor by one (a libjpeg rounding
+  // guard), so below 3x there is nothing to gain over cropping first.
+  if (SHRINK_ON_LOAD.has(src.format) && Math.min(box.width, box.height) >= 3 * size) {
+    const fx = size / box.width;
+    const fy = size / box.height;
+    const rw = Math.max(size, Math.round(W * fx));
+    const rh = Math.max(size, Math.round(H * fy));
+    const left = Math.min(rw - size, Math.round(box.left * fx));
+    const top = Math.min(rh - size, Math.round(box.top * fy));
+    s = s.resize(rw, rh, { fit: 'fill', kernel: 'cubic' }).extract({ left, top, width: size, height: size });
+  } else {
+    s = s.extract(box).resize(size, size, { fit: 'fill', kernel: 'cubic' });
+  }
+  const img = await rawRgb(s, file, size);
+  if (flip) flipHorizontal(img);
+  return img;
+}
+
+/** Eval geometry: shorter side to floor(size / cropPct) (bicubic), centre crop, as timm/torchvision do. */
+async function evalGeometry(buf: Buffer, file: string, cfg: TransformConfig): Promise<RgbImage> {
+  const src = await openSource(buf);
+  const { width: W, height: H } = src;
+  const size = cfg.size;
+  const short = Math.floor(size / cfg.cropPct);
+  // torchvision Resize(int): the shorter side becomes `short`, the longer int(short * long / shorter).
+  const [rw, rh] = W <= H ? [short, Math.trunc((short * H) / W)] : [Math.trunc((short * W) / H), short];
+  const left = roundHalfEven((rw - size) / 2);
+  const top = roundHalfEven((rh - size) / 2);
+  // fastShrinkOnLoad off: keep at least a 2x kernel reduction, closer to PIL's exact bicubic.
+  const s = sharp(src.input, src.options)
+    .resize(rw, rh, { fit: 'fill', kernel: 'cubic', fastShrinkOnLoad: false })
+    .extract({ left, top, width: size, height: size });
+  return rawRgb(s, file, size);
+}
+
+/** Per-channel lookup tables (v / 255 - mean) / std: normalisation without a division per pixel. */
+export function normalizeLuts(cfg: Pick<TransformConfig, 'mean' | 'std'>): Float32Array[] {
+  return [0, 1, 2].map((c) => Float32Array.from({ length: 256 }, (_, v) => (v / 255 - cfg.mean[c]!) / cfg.std[c]!));
+}
+
+/** HWC uint8 -> CHW float32 at out[offset..], one channel per pass (sequential writes are faster). */
+function normalizeInto(img: RgbImage, luts: readonly Float32Array[], out: Float32Array, offset: number): void {
+  const plane = img.width * img.height;
+  const d = img.data;
+  for (let c = 0; c < 3; c++) {
+    const lut = luts[c]!;
+    const dst = out.subarray(offset + c * plane, offset + (c + 1) * plane);
+    for (let p = 0, i = c; p < plane; p++, i += 3) dst[p] = lut[d[i]!]!;
+  }
+}
+
+/** timm RandomErasing (mode 'pixel', one box): area 2%..33%, log-uniform aspect 0.3..3.3, N(0, 1) fill. */
+function randomErase(out: Float32Array, offset: number, size: number, rng: Rng): void {
+  const area = size * size;
+  const logAspect = [Math.log(0.3), Math.log(1 / 0.3)] as const;
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const target = rng.uniform(0.02, 1 / 3) * area;
+    const aspect = Math.exp(rng.uniform(logAspect[0], logAspect[1]));
+    const h = roundHalfEven(Math.sqrt(target * aspect));
+    const w = roundHalfEven(Math.sqrt(target / aspect));
+    if (w < size && h < size) {
+      const top = rng.int(0, size - h + 1);
+      const left = rng.int(0, size - w + 1);
+      for (let c = 0; c < 3; c++) {
+        for (let y = top; y < top + h; y++) {
+          const row = offset + c * area + y * size;
+          for (let x = left; x < left + w; x++) out[row + x] = rng.normal();
+        }
+      }
+      return;
+    }
+  }
+}
+
+/**
+ * Transforms one image file into out[offset .. offset + 3 * size * size) as normalized CHW float32.
+ * Every random choice comes from `seed`, in a fixed order: crop, flip, RandAugment, erasing.
+ */
+export async function transformSample(file: string, cfg: TransformConfig, seed: number, out: Float32Array, offset: number, luts = normalizeLuts(cfg)): Promise<void> {
+  let img: RgbImage;
+  const rng = new Rng(seed);
+  try {
+    // Synchronous read: one syscall sequence instead of four thread-pool round trips; a loader worker has
+    // nothing else to do meanwhile.
+    const buf = readFileSync(file);
+    img = cfg.train ? await trainGeometry(buf, file, cfg, rng) : await evalGeometry(buf, file, cfg);
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    throw new Error(msg.startsWith(file) ? msg : `${file}: ${msg}`, { cause: e });
+  }
+  if (cfg.train && cfg.randAugment) img = randAugment(img, cfg.randAugment, rng);
+  normalizeInto(img, luts, out, offset);
+  if (cfg.train && cfg.reprob > 0 && rng.chance(cfg.reprob)) randomErase(out, offset, cfg.size, rng);
+}

@@ -1,0 +1,32 @@
+"""Reference transforms for the data-pipeline tests: torchvision's eval transform (Resize(int(size/crop_pct),
+bicubic) + CenterCrop(size) + ToTensor + Normalize), and its RandomResizedCrop with fixed crop parameters.
+usage: torchvision_transforms.py eval IMAGE SIZE CROP_PCT OUT
+       torchvision_transforms.py crop IMAGE SIZE TOP LEFT HEIGHT WIDTH FLIP OUT
+Writes the (3, SIZE, SIZE) float32 result to OUT."""
+import sys
+
+import torch
+from PIL import Image
+from torchvision import transforms
+from torchvision.transforms import functional as F
+
+torch.set_num_threads(1)
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+to_tensor = transforms.Compose([transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
+
+mode, path = sys.argv[1], sys.argv[2]
+img = Image.open(path).convert('RGB')
+if mode == 'eval':
+    size, crop_pct, out = int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+    t = transforms.Compose([
+        transforms.Resize(int(size / crop_pct), interpolation=transforms.InterpolationMode.BICUBIC),
+        transforms.CenterCrop(size),
+    ])
+    x = to_tensor(t(img))
+else:
+    size, top, left, height, width, flip, out = sys.argv[3:10]
+    x = F.resized_crop(img, int(top), int(left), int(height), int(width), [int(size), int(size)], transforms.InterpolationMode.BICUBIC)
+    if flip == '1':
+        x = F.hflip(x)
+    x = to_tensor(x)
+x.numpy().astype('float32').tofile(out)
