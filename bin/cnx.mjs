@@ -7,5 +7,10 @@ import { availableParallelism } from 'node:os';
 process.env.UV_THREADPOOL_SIZE ??= String(Math.max(4, availableParallelism()));
 const { register } = await import('tsx/esm/api');
 register();
+// Commands of the main process live outside native-worker (which may not import it) and load on use.
+const serve = {
+  summary: 'serve the UI and API over HTTP on loopback, with a token',
+  run: async (args) => (await import('../main/serve.ts')).serveCommand.run(args),
+};
 const { main } = await import('../native-worker/cli.ts');
-process.exitCode = await main(process.argv.slice(2));
+process.exitCode = await main(process.argv.slice(2), { serve });

@@ -20,20 +20,25 @@ const commands: Record<string, Command> = {
   doctor: doctorCommand,
 };
 
-function usage(): string {
-  const rows = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(16)}${c.summary}`);
+function usage(all: Record<string, Command>): string {
+  const rows = Object.entries(all).map(([name, c]) => `  ${name.padEnd(16)}${c.summary}`);
   return ['usage: cnx <command> [options]', '', 'commands:', ...rows, '', "run 'cnx <command> --help' for its options"].join('\n');
 }
 
-export async function main(argv: readonly string[]): Promise<number> {
+/**
+ * Runs `cnx <argv>`. `extra` adds commands registered by the entry point (bin/cnx.mjs adds `serve`, which
+ * belongs to the main process and cannot be imported from here).
+ */
+export async function main(argv: readonly string[], extra: Record<string, Command> = {}): Promise<number> {
+  const all = { ...commands, ...extra };
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h') {
-    console.log(usage());
+    console.log(usage(all));
     return name ? 0 : 2;
   }
-  const cmd = commands[name];
+  const cmd = all[name];
   if (!cmd) {
-    console.error(`cnx: unknown command '${name}'\n\n${usage()}`);
+    console.error(`cnx: unknown command '${name}'\n\n${usage(all)}`);
     return 2;
   }
   try {
