@@ -13,13 +13,15 @@ import { readManifest } from '../data/manifest.ts';
 import { type Loader, createLoader } from '../data/pipeline/loader.ts';
 import { chooseProvider, type ProviderChoice } from '../engine/runtime.ts';
 import { blockCount, convnextParams } from '../nn/convnext.ts';
-import { FCMAE_DEFAULTS, fcmaeParams, randomMask } from '../nn/fcmae.ts';
+import { FCMAE_DEFAULTS, type FcmaeConfig, fcmaeParams, randomMask } from '../nn/fcmae.ts';
 import { type ParamSpec, type ParamValues, initParams } from '../nn/params.ts';
 import { Rng } from '../nn/random.ts';
 import { lrAt } from '../optim/recipes.ts';
 import { EvalAccumulator, type EvalMetrics, Evaluator } from './evaluate.ts';
 import type { EventSink } from './events.ts';
+import { Reconstructor } from './inference.ts';
 import { dropPathFactors, mixBatch } from './mixup.ts';
+import { reconstructionGrid } from './reconstruction-images.ts';
 import { readRunState, readWeights, resolveResume, rngTensor, saveRunCheckpoint, writeJsonAtomic } from './run-files.ts';
 import { createTrainer, dropPathRates } from './trainer.ts';
 
@@ -170,6 +172,8 @@ async function train(cfg: JobConfig, o: RunOptions): Promise<JobStatus> {
   const shapes = new Map(specs.map((s) => [s.name, s.shape] as const));
   const evaluator = !pretrain && manifest.items.some((i) => i.split === cfg.data.evalSplit) ? lazyEvaluator(cfg, arch, manifest, o) : null;
   let savedStep = trainer.stepCount;
+  // Pretraining shows its progress as reconstructions of the same images and masks at every checkpoint.
+  const sampler = pretrain ? reconstructionSampler(fcmae, cfg, o, new Rng(cfg.data.seed + 7)) : null;
 
   const save = async (): Promise<void> => {
     if (savedStep === trainer.stepCount) return;
@@ -191,6 +195,10 @@ async function train(cfg: JobConfig, o: RunOptions): Promise<JobStatus> {
     );
     savedStep = trainer.stepCount;
     sink.emit('checkpoint', { step: trainer.stepCount, path: r.path, statePath: r.statePath });
+    if (sampler) {
+      const file = await sampler.render(weights, trainer.stepCount);
+      if (file) sink.emit('sample', { step: trainer.stepCount, kind: 'reconstruction', path: file });
+    }
   };
 
   const evaluate = async (): Promise<void> => {
@@ -219,6 +227,7 @@ async function train(cfg: JobConfig, o: RunOptions): Promise<JobStatus> {
   try {
     for await (const batch of loader) {
       if (o.signal.aborted) break;
+      sampler?.remember(batch.images);
       if (trainer.stepCount >= optim.totalSteps) break;
       const lr = lrAt(trainer.stepCount, optim.lr, optim.warmupSteps, optim.totalSteps, optim.minLr);
       const labels = Array.from(batch.labels, Number);
@@ -250,8 +259,38 @@ async function train(cfg: JobConfig, o: RunOptions): Promise<JobStatus> {
   } finally {
     await loader.close();
     await evaluator?.release();
+    await sampler?.release();
   }
   return o.signal.aborted ? 'cancelled' : status;
+}
+
+const SAMPLE_IMAGES = 4;
+
+/** Keeps the first training images and one mask, and renders their reconstructions as a PNG grid. */
+function reconstructionSampler(c: FcmaeConfig, cfg: JobConfig, o: RunOptions, rng: Rng) {
+  let images: Float32Array | null = null;
+  let rec: Reconstructor | null = null;
+  const n = Math.min(SAMPLE_IMAGES, cfg.data.batchSize);
+  const per = 3 * c.inputSize * c.inputSize;
+  const mask = randomMask(rng, n, (c.inputSize / c.patchSize) ** 2, c.maskRatio);
+  return {
+    remember(batch: Float32Array) {
+      images ??= Float32Array.from(batch.subarray(0, n * per));
+    },
+    async render(weights: ParamValues, step: number): Promise<string | null> {
+      if (!images) return null;
+      rec ??= await Reconstructor.create(c, n, provider(cfg), o.threads ?? 0);
+      const r = await rec.run(weights, images, mask);
+      const dir = join(cfg.runDir, 'samples');
+      mkdirSync(dir, { recursive: true });
+      const file = join(dir, `reconstruction-step-${step}.png`);
+      await reconstructionGrid({ images, n, size: c.inputSize, pred: r.pred, mask, patch: c.patchSize, normPixLoss: c.normPixLoss }, file, n);
+      return file;
+    },
+    async release() {
+      await rec?.release();
+    },
+  };
 }
 
 interface LazyEvaluator {

@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import sharp from 'sharp';
 import type { JobConfigInput } from '../../common/job.ts';
 import { type JobEvent, parseEventLine } from '../../common/protocol.ts';
 import { EventSink } from '../../native-worker/jobs/events.ts';
@@ -50,6 +51,11 @@ test('FCMAE pretraining: events in order, checkpoints every 2 steps, last.json; 
   const last = JSON.parse(readFileSync(join(runDir, 'checkpoints', 'last.json'), 'utf8'));
   assert.deepEqual(last, { step: 4, weights: 'step-4.safetensors', state: 'step-4.state.safetensors' });
   assert.ok(of(events, 'metrics').every((e) => Number.isFinite(e.values.loss)));
+  // Reconstructions of the same images at every checkpoint: 4 rows x (original|masked|reconstruction|pasted).
+  const samples = of(events, 'sample');
+  assert.deepEqual(samples.map((e) => [e.step, e.kind]), [[2, 'reconstruction'], [4, 'reconstruction']]);
+  const meta = await sharp(samples[1]!.path).metadata();
+  assert.deepEqual([meta.width, meta.height], [4 * 32, 4 * 32]);
 
   const resumed = await onnx(base('pretrain', runDir, { optim: { lr: 1e-3, totalSteps: 6, warmupSteps: 1 }, resume: join(runDir, 'checkpoints', 'last.json') }));
   assert.deepEqual(of(resumed, 'metrics').map((e) => e.step), [5, 6], JSON.stringify(of(resumed, 'error')));
