@@ -8,10 +8,16 @@ import { gradCommand } from './cli/grad.ts';
 import { inferCommand } from './cli/infer.ts';
 import { inspectCommand } from './cli/inspect.ts';
 import { reconstructCommand } from './cli/reconstruct.ts';
+import { runJobCommand } from './cli/run-job.ts';
+import { evalCommand, finetuneCommand, pretrainCommand } from './cli/train.ts';
 
 const commands: Record<string, Command> = {
   demo,
   dataset: datasetCommand,
+  pretrain: pretrainCommand,
+  finetune: finetuneCommand,
+  eval: evalCommand,
+  'run-job': runJobCommand,
   infer: inferCommand,
   grad: gradCommand,
   reconstruct: reconstructCommand,
