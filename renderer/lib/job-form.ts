@@ -1,0 +1,298 @@
+// The training form's model: what the user picks (kind, V1/V2 and variant, dataset, run length, recipe
+// values, where the weights start), how it resolves with the paper's recipes (common/recipes.ts, the same
+// numbers as `cnx pretrain|finetune`), what is wrong with it and why, and the runs.create request it becomes.
+// The job config schema of common/job.ts checks the result too, so the form cannot disagree with the service.
+import type { EngineChoice, RunCreate, SystemInfo } from '../../common/api.ts';
+import { JobConfig, type JobConfigInput } from '../../common/job.ts';
+import { PRETRAIN_RECIPE, finetuneRecipe, scaledLr } from '../../common/recipes.ts';
+import { type ConvNeXtVersion, type VariantName, VARIANTS, timmModelName } from '../../common/variants.ts';
+
+export type TrainKind = 'pretrain' | 'finetune' | 'eval';
+export type Device = 'auto' | 'cpu' | 'cuda' | 'mps';
+
+/** Where the weights come from: fresh, a checkpoint of one of our runs, or a file the user imports. */
+export type InitSource = { source: 'scratch' } | { source: 'run'; runId: string; step: number; path: string } | { source: 'file'; path: string };
+
+export interface TrainForm {
+  kind: TrainKind;
+  version: ConvNeXtVersion;
+  variant: VariantName;
+  dataset: string;
+  name: string;
+  engine: EngineChoice;
+  device: Device;
+  inputSize: number;
+  batchSize: number;
+  lengthUnit: 'steps' | 'epochs';
+  length: number;
+  /** Peak lr; null: the recipe's base lr x batch / 256. */
+  lr: number | null;
+  /** null: the recipe's warmup epochs, capped at a tenth of the run (as the CLI does). */
+  warmupSteps: number | null;
+  weightDecay: number;
+  clipGrad: number | null;
+  emaDecay: number | null;
+  maskRatio: number;
+  layerDecay: number;
+  labelSmoothing: number;
+  mixup: number;
+  cutmix: number;
+  dropPath: number;
+  /** null: ten checkpoints per run. */
+  checkpointEvery: number | null;
+  evalEvery: number | null;
+  evalSplit: 'val' | 'test';
+  seed: number;
+  workers: number;
+  init: InitSource;
+}
+
+/** What the form needs to know about the chosen dataset (from datasets.stats). */
+export interface DatasetFacts {
+  name: string;
+  classes: number;
+  /** Usable training images, labeled or not (pretraining uses all). */
+  trainImages: number;
+  /** Labeled training images (fine-tuning uses only these). */
+  labeledTrain: number;
+  val: number;
+  test: number;
+}
+
+export function archOf(f: Pick<TrainForm, 'version' | 'variant'>): string {
+  return timmModelName(f.variant, f.version);
+}
+
+/** The paper's values for the form's kind and variant (EMA stays off: at 0.9999 it needs ~10k steps to matter). */
+export function recipeValues(kind: TrainKind, variant: VariantName): Pick<TrainForm, 'lr' | 'warmupSteps' | 'weightDecay' | 'layerDecay' | 'labelSmoothing' | 'mixup' | 'cutmix' | 'dropPath' | 'maskRatio' | 'emaDecay' | 'clipGrad'> {
+  const r = finetuneRecipe(timmModelName(variant, 2));
+  return {
+    lr: null,
+    warmupSteps: null,
+    weightDecay: kind === 'pretrain' ? PRETRAIN_RECIPE.weightDecay : r.weightDecay,
+    layerDecay: r.layerDecay,
+    labelSmoothing: r.labelSmoothing,
+    mixup: r.mixup,
+    cutmix: r.cutmix,
+    dropPath: r.dropPath,
+    maskRatio: PRETRAIN_RECIPE.maskRatio,
+    emaDecay: null,
+    clipGrad: null,
+  };
+}
+
+export function defaultForm(kind: TrainKind = 'pretrain', variant: VariantName = 'atto'): TrainForm {
+  return {
+    kind,
+    version: 2,
+    variant,
+    dataset: '',
+    name: '',
+    engine: 'auto',
+    device: 'auto',
+    inputSize: 224,
+    batchSize: 32,
+    lengthUnit: 'epochs',
+    length: kind === 'pretrain' ? 800 : finetuneRecipe(timmModelName(variant, 2)).epochs,
+    ...recipeValues(kind, variant),
+    checkpointEvery: null,
+    evalEvery: null,
+    evalSplit: 'val',
+    seed: 0,
+    workers: 2,
+    init: { source: 'scratch' },
+  };
+}
+
+/** The numbers the form leaves to the recipe, worked out. */
+export interface Resolved {
+  arch: string;
+  stepsPerEpoch: number;
+  steps: number;
+  lr: number;
+  baseLr: number;
+  warmupSteps: number;
+  checkpointEvery: number;
+}
+
+export function resolve(f: TrainForm, facts: DatasetFacts | null): Resolved {
+  const arch = archOf(f);
+  const pre = f.kind === 'pretrain';
+  const usable = facts ? (pre ? facts.trainImages : facts.labeledTrain) : 0;
+  const stepsPerEpoch = Math.max(1, Math.floor(usable / Math.max(1, f.batchSize)));
+  const steps = f.lengthUnit === 'epochs' ? Math.max(1, Math.round(f.length * stepsPerEpoch)) : Math.max(1, Math.round(f.length));
+  const recipe = finetuneRecipe(timmModelName(f.variant, 2));
+  const baseLr = pre ? PRETRAIN_RECIPE.baseLr : recipe.baseLr;
+  const warmupEpochs = pre ? PRETRAIN_RECIPE.warmupEpochs : recipe.warmupEpochs;
+  return {
+    arch,
+    stepsPerEpoch,
+    steps,
+    baseLr,
+    lr: f.lr ?? scaledLr(baseLr, f.batchSize),
+    warmupSteps: f.warmupSteps ?? Math.min(Math.round(warmupEpochs * stepsPerEpoch), Math.floor(steps / 10)),
+    checkpointEvery: f.checkpointEvery ?? Math.max(1, Math.round(steps / 10)),
+  };
+}
+
+export interface Problem {
+  /** The form field it is about ('' for the form as a whole). */
+  field: string;
+  severity: 'error' | 'warning';
+  message: string;
+}
+
+/** Job config fields (as zod reports them) to the form field that sets them. */
+const CONFIG_FIELD: Record<string, string> = {
+  'model.arch': 'variant',
+  'model.inputSize': 'inputSize',
+  'model.numClasses': 'dataset',
+  'model.dropPathRate': 'dropPath',
+  'data.batchSize': 'batchSize',
+  'data.workers': 'workers',
+  'data.seed': 'seed',
+  'optim.lr': 'lr',
+  'optim.totalSteps': 'length',
+  'optim.warmupSteps': 'warmupSteps',
+  'optim.weightDecay': 'weightDecay',
+  'optim.layerDecay': 'layerDecay',
+  'optim.clipGrad': 'clipGrad',
+  'optim.emaDecay': 'emaDecay',
+  'optim.labelSmoothing': 'labelSmoothing',
+  'optim.mixup': 'mixup',
+  'optim.cutmix': 'cutmix',
+  'fcmae.maskRatio': 'maskRatio',
+  checkpointEverySteps: 'checkpointEvery',
+  evalEverySteps: 'evalEvery',
+  'init.weights': 'init',
+};
+
+/** A form field for a dotted config path (as the service's errors name them, with or without 'config.'). */
+export function formFieldOf(configPath: string): string {
+  const p = configPath.replace(/^config\./, '');
+  return CONFIG_FIELD[p] ?? '';
+}
+
+const PLACEHOLDER_DIR = '/workspace/runs/new';
+
+/** The job config draft (runs.create's config) the form describes. */
+export function buildConfig(f: TrainForm, facts: DatasetFacts | null): JobConfigInput {
+  const r = resolve(f, facts);
+  const pre = f.kind === 'pretrain';
+  const weights = f.init.source === 'scratch' ? null : f.init.path;
+  const config: JobConfigInput = {
+    version: 1,
+    kind: f.kind,
+    runDir: PLACEHOLDER_DIR,
+    model: {
+      arch: r.arch,
+      numClasses: pre ? 0 : (facts?.classes ?? 0),
+      inputSize: f.inputSize,
+      ...(f.kind === 'finetune' ? { dropPathRate: f.dropPath, headInitScale: finetuneRecipe(timmModelName(f.variant, 2)).headInitScale } : {}),
+    },
+    data: { manifest: `${PLACEHOLDER_DIR}/manifest.json`, batchSize: f.batchSize, seed: f.seed, workers: f.workers, evalSplit: f.evalSplit },
+    device: f.device,
+    init: { weights },
+  };
+  if (pre) config.fcmae = { maskRatio: f.maskRatio };
+  if (f.kind !== 'eval') {
+    config.optim = {
+      lr: r.lr,
+      totalSteps: r.steps,
+      warmupSteps: r.warmupSteps,
+      weightDecay: f.weightDecay,
+      betas: pre ? [PRETRAIN_RECIPE.betas[0], PRETRAIN_RECIPE.betas[1]] : [0.9, 0.999],
+      clipGrad: f.clipGrad,
+      emaDecay: f.emaDecay,
+      ...(pre ? {} : { labelSmoothing: f.labelSmoothing, mixup: f.mixup, cutmix: f.cutmix, layerDecay: f.layerDecay }),
+    };
+    config.checkpointEverySteps = r.checkpointEvery;
+    if (f.kind === 'finetune' && f.evalEvery !== null) config.evalEverySteps = f.evalEvery;
+  }
+  return config;
+}
+
+const finite = (v: number | null) => v === null || Number.isFinite(v);
+
+/**
+ * Everything wrong with the form, each problem on the field that fixes it and saying why. Errors block the
+ * start; warnings explain a choice that will run but probably not as meant.
+ */
+export function checkForm(f: TrainForm, facts: DatasetFacts | null, system: SystemInfo | null): Problem[] {
+  const out: Problem[] = [];
+  const error = (field: string, message: string) => out.push({ field, severity: 'error', message });
+  const warn = (field: string, message: string) => out.push({ field, severity: 'warning', message });
+  const pre = f.kind === 'pretrain';
+  const variant = VARIANTS.find((v) => v.name === f.variant);
+  if (!variant) error('variant', `unknown variant '${f.variant}'`);
+  else if (!variant.versions.includes(f.version)) error('variant', `ConvNeXt V${f.version} has no ${f.variant} model (huge exists only in V2); pick V2 or a smaller size`);
+  if (pre && f.version === 1) warn('version', 'FCMAE was designed for V2: without GRN, V1 pretrained this way suffers feature collapse (paper, Fig. 3) and fine-tunes worse');
+
+  if (!f.dataset) error('dataset', 'choose the dataset to train on (import one under Datasets first)');
+  else if (facts) {
+    if (!pre && facts.classes < 1) error('dataset', `'${facts.name}' has no labels; ${f.kind === 'eval' ? 'evaluation' : 'fine-tuning'} needs class folders or a CSV with labels (FCMAE pretraining works on unlabeled images)`);
+    else if (!pre && facts.classes === 1) warn('dataset', `'${facts.name}' has a single class: accuracy will be trivially 100%`);
+    const usable = pre ? facts.trainImages : facts.labeledTrain;
+    if (f.kind !== 'eval' && usable < f.batchSize) error('batchSize', `'${facts.name}' has ${usable} ${pre ? '' : 'labeled '}training images, fewer than one batch of ${f.batchSize}; lower the batch size or add images`);
+    const evalImages = f.evalSplit === 'val' ? facts.val : facts.test;
+    if (f.kind === 'eval' && evalImages === 0) error('evalSplit', `'${facts.name}' has no ${f.evalSplit} images to evaluate on; split some off under Datasets`);
+    if (f.kind === 'finetune' && evalImages === 0) warn('evalSplit', `'${facts.name}' has no ${f.evalSplit} images: the run will report no accuracy or confusion matrix (split some off under Datasets)`);
+  }
+
+  if (!Number.isInteger(f.inputSize) || f.inputSize < 32 || f.inputSize % 32 !== 0) error('inputSize', 'must be a multiple of 32 (at least 32): ConvNeXt downsamples by 32 and FCMAE masks 32 px patches');
+  else if (pre && f.inputSize === 32) warn('inputSize', 'at 32 px the image is a single 32 px patch: FCMAE masks all of it or none, so reconstructions show little');
+  if (!Number.isInteger(f.batchSize) || f.batchSize < 1) error('batchSize', 'must be a whole number of images, at least 1');
+  if (f.kind !== 'eval') {
+    if (!(f.length > 0) || !Number.isFinite(f.length)) error('length', `the run length must be a positive number of ${f.lengthUnit}`);
+    else if (f.lengthUnit === 'steps' && !Number.isInteger(f.length)) error('length', 'steps must be a whole number');
+    if (f.lr !== null && !(f.lr > 0 && Number.isFinite(f.lr))) error('lr', 'must be a positive number (leave empty for the recipe: base lr x batch / 256)');
+    if (f.warmupSteps !== null && !(Number.isInteger(f.warmupSteps) && f.warmupSteps >= 0)) error('warmupSteps', 'must be a whole number of steps, 0 or more');
+    if (!(f.weightDecay >= 0)) error('weightDecay', 'must be 0 or more');
+    if (!finite(f.clipGrad) || (f.clipGrad !== null && f.clipGrad <= 0)) error('clipGrad', 'must be a positive gradient norm, or empty for no clipping');
+    if (f.emaDecay !== null && !(f.emaDecay >= 0 && f.emaDecay < 1)) error('emaDecay', 'must be in [0, 1), e.g. 0.9999; empty turns EMA off');
+    if (f.checkpointEvery !== null && !(Number.isInteger(f.checkpointEvery) && f.checkpointEvery >= 1)) error('checkpointEvery', 'must be a whole number of steps, at least 1');
+  }
+  if (pre && !(f.maskRatio > 0 && f.maskRatio < 1)) error('maskRatio', 'must be between 0 and 1 (the paper masks 0.6 of the patches); some patches must stay visible');
+  if (f.kind === 'finetune') {
+    if (!(f.layerDecay > 0 && f.layerDecay <= 1)) error('layerDecay', 'must be in (0, 1]; 1 turns layer-wise decay off');
+    if (!(f.labelSmoothing >= 0 && f.labelSmoothing < 1)) error('labelSmoothing', 'must be in [0, 1)');
+    if (!(f.mixup >= 0)) error('mixup', 'must be 0 (off) or a positive Beta parameter');
+    if (!(f.cutmix >= 0)) error('cutmix', 'must be 0 (off) or a positive Beta parameter');
+    if (!(f.dropPath >= 0 && f.dropPath < 1)) error('dropPath', 'must be in [0, 1)');
+    if (f.evalEvery !== null && !(Number.isInteger(f.evalEvery) && f.evalEvery >= 1)) error('evalEvery', 'must be a whole number of steps (empty: evaluate at the end)');
+    if (f.init.source === 'scratch') warn('init', 'fine-tuning from scratch: the paper fine-tunes an FCMAE-pretrained encoder; pick a pretraining run\'s checkpoint to start from it');
+  }
+  if (f.kind === 'eval' && f.init.source === 'scratch') error('init', 'evaluation needs the weights of a classifier: pick a fine-tuning run\'s checkpoint or a checkpoint file');
+  if (f.init.source === 'file' && !/^(\/|[A-Za-z]:[\\/]|\\\\)/.test(f.init.path)) error('init', 'give the absolute path of a .safetensors or .pt checkpoint file');
+  if (f.init.source === 'run' && !f.init.path) error('init', 'pick a checkpoint of the run');
+
+  if (system) {
+    if (f.engine === 'torch' && !system.engines.torch.available) error('engine', `the PyTorch engine is not available: ${system.engines.torch.error ?? `no torch under ${system.engines.torch.interpreter}`} (set the Python path under Settings)`);
+    if (f.engine === 'onnx' && !system.engines.onnx.available) error('engine', `the ONNX engine is not available${system.engines.onnx.notes.length ? `: ${system.engines.onnx.notes.join('; ')}` : ''}`);
+    if ((f.device === 'cuda' || f.device === 'mps') && !system.gpus.some((g) => g.backend === f.device)) error('device', `no ${f.device === 'cuda' ? 'CUDA' : 'Apple MPS'} device on this machine (found ${system.gpus.length ? system.gpus.map((g) => g.name).join(', ') : 'none'}); use auto or cpu`);
+  }
+
+  // The job config schema gets the last word: any field it refuses that the checks above missed.
+  if (!out.some((p) => p.severity === 'error')) {
+    const parsed = JobConfig.safeParse(buildConfig(f, facts));
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues) {
+        const path = issue.path.map(String).join('.');
+        error(formFieldOf(path), `${path}: ${issue.message}`);
+      }
+    }
+  }
+  return out;
+}
+
+/** The runs.create request for a valid form (the service re-validates and owns runDir and the manifest). */
+export function buildRunCreate(f: TrainForm, facts: DatasetFacts | null): RunCreate {
+  const { runDir: _runDir, resume: _resume, data, ...config } = buildConfig(f, facts);
+  const { manifest: _manifest, ...dataWithoutManifest } = data;
+  return {
+    config: { ...config, data: dataWithoutManifest },
+    dataset: f.dataset,
+    engine: f.engine,
+    ...(f.name.trim() ? { name: f.name.trim() } : {}),
+  };
+}
