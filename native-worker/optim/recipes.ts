@@ -4,8 +4,6 @@
 //   Layer-wise lr decay, official layer ids on timm names: "single" (every block its own layer; stem and
 //   downsampler i share the id of the first block they feed, sum(depths[:i]) + 1; head sum(depths) + 1) or
 //   "group" (12 groups for base/large/huge). Scale of id i: decay ** (layers + 1 - i).
-import { parseArch } from '../../common/variants.ts';
-
 export { type FinetuneRecipe, PRETRAIN_RECIPE, finetuneRecipe, lrAt, scaledLr } from '../../common/recipes.ts';
 
 export const layerCount = (depths: readonly number[], type: 'single' | 'group'): number =>

@@ -1,0 +1,49 @@
+// electron-builder's packaging config (`npm run dist`): AppImage and deb on Linux, an NSIS installer on
+// Windows, a dmg on macOS. The app runs its TypeScript sources through tsx, as `cnx` does, so the sources
+// ship as they are: common/, main/ (services, web mode, the Electron main process), native-worker/ (the
+// engine and jobs that every worker process runs) and the built renderer. Native modules and the PyTorch
+// engine's Python sources are unpacked from the asar archive, because a .node library and a Python
+// interpreter can only open real files.
+import type { Configuration } from 'electron-builder';
+
+/** The Electron main process entry, written with the services (window factory, preload, IPC transport). */
+export const ELECTRON_MAIN = 'main/electron/main.mjs';
+
+const config: Configuration = {
+  appId: 'org.convnext.workbench',
+  productName: 'ConvNeXt V2 Workbench',
+  copyright: 'MIT licensed',
+  directories: { output: 'dist/electron', buildResources: 'assets' },
+  extraMetadata: { main: ELECTRON_MAIN },
+  files: [
+    'package.json',
+    'bin/**/*',
+    'common/**/*.ts',
+    'main/**/*.{ts,mjs,js,html}',
+    'native-worker/**/*.{ts,mjs}',
+    'native-worker/torch/**/*.py',
+    'dist/renderer/**/*',
+    '!**/*.test.ts',
+    '!native-worker/torch/**/test_*.py',
+    '!native-worker/torch/**/_testkit.py',
+    '!**/__pycache__/**',
+    '!**/*.map',
+  ],
+  asarUnpack: [
+    '**/*.node',
+    'node_modules/onnxruntime-node/**/*',
+    'node_modules/sharp/**/*',
+    'node_modules/@img/**/*',
+    'node_modules/better-sqlite3/**/*',
+    'native-worker/torch/**/*',
+  ],
+  // better-sqlite3 is built against Node's ABI: rebuild it for Electron's (onnxruntime-node and sharp use N-API).
+  npmRebuild: true,
+  linux: { target: ['AppImage', 'deb'], category: 'Science', synopsis: 'ConvNeXt V2 datasets, FCMAE pretraining, fine-tuning and analysis' },
+  deb: { recommends: ['python3'] },
+  win: { target: ['nsis'] },
+  nsis: { oneClick: false, perMachine: false, allowToChangeInstallationDirectory: true },
+  mac: { target: ['dmg'], category: 'public.app-category.developer-tools' },
+};
+
+export default config;
