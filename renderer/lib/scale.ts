@@ -54,7 +54,9 @@ export function niceTicks(min: number, max: number, count = 5): number[] {
   if (!(max > min) || !Number.isFinite(min) || !Number.isFinite(max)) return Number.isFinite(min) ? [min] : [];
   const raw = (max - min) / Math.max(1, count);
   const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
+  // d3's thresholds: the multiplier nearest to the wanted step on a log scale.
+  const err = raw / mag;
+  const step = mag * (err >= Math.sqrt(50) ? 10 : err >= Math.sqrt(10) ? 5 : err >= Math.sqrt(2) ? 2 : 1);
   const ticks: number[] = [];
   // Integer multiples avoid accumulating 0.1 + 0.2 style drift.
   for (let i = Math.ceil(min / step); i * step <= max + step * 1e-9; i++) ticks.push(i * step);
@@ -69,7 +71,8 @@ export function logTicks(min: number, max: number): number[] {
   const mults = hi - lo <= 2 ? [1, 2, 5] : [1];
   const ticks: number[] = [];
   for (let e = lo; e <= hi; e++) for (const m of mults) {
-    const v = m * 10 ** e;
+    // Parsed from decimal text: 10 ** -4 is 0.00009999999999999999 in floating point.
+    const v = Number(`${m}e${e}`);
     if (v >= min && v <= max) ticks.push(v);
   }
   return ticks;

@@ -1,0 +1,93 @@
+// The training form: the recipe numbers it resolves to (the same rules as `cnx pretrain|finetune`), the
+// problems it reports and on which field, and the runs.create request it builds, which the service's own
+// job config parser must accept.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { SystemInfo } from '../../common/api.ts';
+import { parseJobConfig } from '../../common/job.ts';
+import { PRETRAIN_RECIPE, finetuneRecipe } from '../../common/recipes.ts';
+import { type DatasetFacts, type TrainForm, buildRunCreate, checkForm, defaultForm, formFieldOf, resolve } from '../../renderer/lib/job-form.ts';
+
+const facts: DatasetFacts = { name: 'fmnist', classes: 10, trainImages: 1000, labeledTrain: 1000, val: 200, test: 0 };
+const form = (over: Partial<TrainForm> = {}): TrainForm => ({ ...defaultForm('pretrain'), dataset: 'fmnist', ...over });
+const errorsOf = (f: TrainForm, fx: DatasetFacts | null = facts, sys: SystemInfo | null = null) => checkForm(f, fx, sys).filter((p) => p.severity === 'error');
+
+test('pretraining resolves to the paper: lr = 1.5e-4 x batch / 256, 40 warmup epochs capped at a tenth of the run', () => {
+  const r = resolve(form({ batchSize: 64, lengthUnit: 'epochs', length: 800 }), facts);
+  assert.equal(r.arch, 'convnextv2_atto');
+  assert.equal(r.stepsPerEpoch, 15);
+  assert.equal(r.steps, 12_000);
+  assert.equal(r.lr, (PRETRAIN_RECIPE.baseLr * 64) / 256);
+  assert.equal(r.warmupSteps, 600);
+  assert.equal(r.checkpointEvery, 1200);
+  // A short run: warmup is capped at a tenth of it.
+  assert.equal(resolve(form({ lengthUnit: 'steps', length: 50 }), facts).warmupSteps, 5);
+});
+
+test('fine-tuning takes the variant recipe (tiny: 8e-4 base lr, layer decay 0.9, mixup 0.8, cutmix 1.0)', () => {
+  const f = { ...defaultForm('finetune', 'tiny'), dataset: 'fmnist' };
+  const r = finetuneRecipe('convnextv2_tiny');
+  assert.deepEqual([f.layerDecay, f.mixup, f.cutmix, f.dropPath, f.labelSmoothing], [r.layerDecay, r.mixup, r.cutmix, r.dropPath, r.labelSmoothing]);
+  assert.equal(resolve({ ...f, batchSize: 128 }, facts).lr, (8e-4 * 128) / 256);
+  assert.equal(f.length, 300);
+});
+
+test('a valid form has no errors and becomes a request the job config parser accepts', () => {
+  const f = form({ inputSize: 64, batchSize: 16, lengthUnit: 'steps', length: 20, maskRatio: 0.6 });
+  assert.deepEqual(errorsOf(f), []);
+  const req = buildRunCreate(f, facts);
+  assert.equal(req.dataset, 'fmnist');
+  assert.equal(req.engine, 'auto');
+  assert.equal('runDir' in req.config, false);
+  const cfg = parseJobConfig({ ...req.config, data: { ...req.config.data, manifest: '/ws/runs/x/manifest.json' }, runDir: '/ws/runs/x' });
+  assert.equal(cfg.kind, 'pretrain');
+  assert.equal(cfg.optim!.totalSteps, 20);
+  assert.deepEqual(cfg.optim!.betas, [0.9, 0.95]);
+  assert.equal(cfg.fcmae.maskRatio, 0.6);
+
+  const ft = { ...defaultForm('finetune'), dataset: 'fmnist', inputSize: 32, batchSize: 8, lengthUnit: 'steps' as const, length: 4, evalEvery: 2, init: { source: 'run' as const, runId: 'r1', step: 4, path: '/ws/runs/r1/checkpoints/step-4.safetensors' } };
+  assert.deepEqual(errorsOf(ft), []);
+  const ftReq = buildRunCreate(ft, facts);
+  const ftCfg = parseJobConfig({ ...ftReq.config, data: { ...ftReq.config.data, manifest: '/m.json' }, runDir: '/r' });
+  assert.equal(ftCfg.model.numClasses, 10);
+  assert.equal(ftCfg.init.weights, '/ws/runs/r1/checkpoints/step-4.safetensors');
+  assert.equal(ftCfg.evalEverySteps, 2);
+  assert.equal(ftCfg.optim!.layerDecay, 0.9);
+});
+
+test('problems land on the field that fixes them and say why', () => {
+  const on = (f: TrainForm, fx: DatasetFacts | null = facts) => Object.fromEntries(errorsOf(f, fx).map((p) => [p.field, p.message]));
+  assert.match(on(form({ inputSize: 100 })).inputSize!, /multiple of 32.*downsamples by 32/);
+  assert.match(on(form({ version: 1, variant: 'huge' })).variant!, /V1 has no huge/);
+  assert.match(on(form({ batchSize: 4096 })).batchSize!, /1000 training images, fewer than one batch of 4096/);
+  assert.match(on(form({ dataset: '' })).dataset!, /choose the dataset/);
+  assert.match(on({ ...form(), kind: 'finetune' }, { ...facts, classes: 0, labeledTrain: 0 }).dataset!, /has no labels/);
+  assert.match(on(form({ maskRatio: 1 })).maskRatio!, /between 0 and 1/);
+  assert.match(on({ ...form(), kind: 'eval' }).init!, /needs the weights of a classifier/);
+  assert.match(on(form({ init: { source: 'file', path: 'weights.pt' } })).init!, /absolute path/);
+  assert.match(on(form({ warmupSteps: 500, lengthUnit: 'steps', length: 100 })).warmupSteps!, /exceeds totalSteps \(100\)/);
+});
+
+test('warnings explain choices that run but probably not as meant', () => {
+  const warn = (f: TrainForm, fx = facts) => checkForm(f, fx, null).filter((p) => p.severity === 'warning').map((p) => p.field);
+  assert.ok(warn(form({ version: 1 })).includes('version'));
+  assert.ok(warn({ ...defaultForm('finetune'), dataset: 'fmnist' }).includes('init'));
+  assert.ok(warn({ ...defaultForm('finetune'), dataset: 'fmnist' }, { ...facts, val: 0 }).includes('evalSplit'));
+});
+
+test('the engine and device are checked against what the machine has', () => {
+  const sys = {
+    engines: { onnx: { available: true, version: '1', providers: ['cpu'], chosen: 'cpu', notes: [] }, torch: { available: false, interpreter: '/usr/bin/python3', python: null, version: null, error: 'No module named torch' } },
+    gpus: [],
+  } as unknown as SystemInfo;
+  const on = Object.fromEntries(errorsOf(form({ engine: 'torch', device: 'cuda' }), facts, sys).map((p) => [p.field, p.message]));
+  assert.match(on.engine!, /PyTorch engine is not available: No module named torch/);
+  assert.match(on.device!, /no CUDA device/);
+});
+
+test("the service's field names map back to form fields", () => {
+  assert.equal(formFieldOf('config.optim.lr'), 'lr');
+  assert.equal(formFieldOf('config.model.inputSize'), 'inputSize');
+  assert.equal(formFieldOf('checkpointEverySteps'), 'checkpointEvery');
+  assert.equal(formFieldOf('config.data.manifest'), '');
+});
