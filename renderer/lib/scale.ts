@@ -85,8 +85,16 @@ export function formatNumber(v: number, digits = 3): string {
   const a = Math.abs(v);
   if (a >= 1e6) return `${trim((v / 1e6).toPrecision(digits))}M`;
   if (a >= 1e4) return `${trim((v / 1e3).toPrecision(digits))}k`;
+  if (a >= 1e3) return String(Math.round(v));
   if (a < 1e-3) return v.toExponential(Math.max(0, digits - 2)).replace(/\.0+e/, 'e');
   return trim(v.toPrecision(digits));
+}
+
+/** A tick label with as many decimals as the tick spacing needs (2.305, 2.31, 2.315 rather than 2.3 x 3). */
+export function formatTick(v: number, spacing: number): string {
+  if (!(spacing > 0) || Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-3 && v !== 0)) return formatNumber(v);
+  const decimals = Math.max(0, Math.min(10, -Math.floor(Math.log10(spacing) + 1e-9)));
+  return (Math.abs(v) < spacing / 2 ? 0 : v).toFixed(decimals);
 }
 
 const trim = (s: string) => (s.includes('.') && !s.includes('e') ? s.replace(/\.?0+$/, '') : s);

@@ -12,12 +12,17 @@ export const REPO = join(import.meta.dirname, '..', '..');
 export const RESULTS = join(REPO, 'test-results');
 const CHROMIUM = process.env.CNX_CHROMIUM ?? '/usr/bin/chromium';
 
+/** Chromium's path when it is installed. */
+export function findChromium(): string | null {
+  return existsSync(CHROMIUM) ? CHROMIUM : null;
+}
+
 /**
  * Chromium's path, or null after marking the test skipped with the reason. Under CI=true a missing browser
  * fails the test instead: CI installs it, so its absence is a broken setup, not a reason to pass.
  */
 export function needChromium(t: TestContext): string | null {
-  if (existsSync(CHROMIUM)) return CHROMIUM;
+  if (findChromium()) return CHROMIUM;
   const reason = `Chromium not found at ${CHROMIUM} (install Debian's: apt-get install -y chromium, or set CNX_CHROMIUM)`;
   if (process.env.CI === 'true') throw new Error(`${reason}; CI must run the browser tests`);
   t.skip(reason);
