@@ -47,7 +47,11 @@ export const useDatasetsStore = defineStore('datasets', () => {
     }
   }
 
+  /** Finished imports the user put away: the service still lists them, the panel does not. */
+  const dismissed = new Set<string>();
+
   function upsertTask(t: ImportTask): void {
+    if (dismissed.has(t.taskId)) return;
     const i = tasks.value.findIndex((x) => x.taskId === t.taskId);
     if (i >= 0) tasks.value[i] = t;
     else tasks.value.unshift(t);
@@ -75,6 +79,7 @@ export const useDatasetsStore = defineStore('datasets', () => {
   }
 
   function dismissTask(taskId: string): void {
+    dismissed.add(taskId);
     tasks.value = tasks.value.filter((t) => t.taskId !== taskId);
   }
 
