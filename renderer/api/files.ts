@@ -1,13 +1,9 @@
 // URLs of images, thumbnails and run artifacts. Both hosts serve them under /files/ on the page's own
 // origin (web mode's server, Electron's app protocol), so a relative URL works in either.
-import { type FileRef, fileUrlPath } from '../../common/api.ts';
+import { fileUrlPath } from '../../common/api.ts';
 
 /** Thumbnails are rendered at these sizes only, so the server's thumbnail cache is shared by every view. */
 export const THUMB_SIZES = [96, 192, 384] as const;
-
-export function fileUrl(ref: FileRef): string {
-  return fileUrlPath(ref);
-}
 
 export function thumbUrl(dataset: string, path: string, cssPixels: number, devicePixelRatio = 1): string {
   const want = cssPixels * devicePixelRatio;

@@ -10,10 +10,6 @@ export interface ConfusionCell {
   share: number;
 }
 
-export function rowTotals(m: readonly (readonly number[])[]): number[] {
-  return m.map((row) => row.reduce((a, b) => a + b, 0));
-}
-
 export function cell(m: readonly (readonly number[])[], truth: number, predicted: number): ConfusionCell {
   const count = m[truth]?.[predicted] ?? 0;
   const total = (m[truth] ?? []).reduce((a, b) => a + b, 0);
@@ -27,12 +23,4 @@ export function topConfusions(m: readonly (readonly number[])[], limit = 5): Con
     for (let p = 0; p < (m[t]?.length ?? 0); p++) if (t !== p && (m[t]![p] ?? 0) > 0) cells.push(cell(m, t, p));
   }
   return cells.sort((a, b) => b.count - a.count || b.share - a.share).slice(0, limit);
-}
-
-/** Accuracy from the matrix: the diagonal over everything. */
-export function accuracy(m: readonly (readonly number[])[]): number | null {
-  let right = 0;
-  let all = 0;
-  m.forEach((row, t) => row.forEach((c, p) => ((all += c), t === p && (right += c))));
-  return all ? right / all : null;
 }

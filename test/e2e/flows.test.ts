@@ -121,7 +121,7 @@ describe('workbench flows in Chromium', () => {
     assert.equal(await page.locator('.group[data-kind="exact"] .chip', { hasText: 'labels disagree' }).count(), 3);
     await page.waitForFunction(() => [...document.querySelectorAll<HTMLImageElement>('.group:first-child img')].every((i) => i.complete && i.naturalWidth > 0));
     await screenshot(page, '05-duplicates');
-    await groups.first().getByRole('button', { name: /Keep first/ }).click();
+    await groups.first().getByRole('button', { name: 'Keep this one' }).last().click();
     await page.waitForFunction(() => /1 excluded/.test(document.querySelector('.facts-line')?.textContent ?? ''));
   });
 
