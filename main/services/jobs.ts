@@ -4,7 +4,7 @@
 // Every decision is a line in the run's log before it is acted on, so the history replays exactly.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdir, readFile, readdir, stat } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   ACTIVE_RUN_STATES,
@@ -106,12 +106,23 @@ export class JobService {
   // ---- API
 
   async create(req: ApiParsedRequest<'runs.create'>): Promise<RunSummary> {
-    const { store, settings } = this.o;
+    const store = this.o.store;
     const id = newRunId();
     const dir = store.runDir(id);
+    await mkdir(dir, { recursive: true });
+    try {
+      return await this.createIn(id, dir, req);
+    } catch (e) {
+      // A request that fails leaves no half-made run folder behind.
+      if (!store.summary(id)) await rm(dir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  private async createIn(id: string, dir: string, req: ApiParsedRequest<'runs.create'>): Promise<RunSummary> {
+    const { store, settings } = this.o;
     const draft: JobConfigDraft = req.config;
     let manifest = draft.data.manifest;
-    await mkdir(dir, { recursive: true });
     if (req.dataset !== undefined) {
       if (!this.o.exportManifest) throw new ApiError('unsupported', 'this service cannot export dataset manifests');
       manifest = join(dir, 'manifest.json');

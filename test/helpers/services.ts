@@ -3,7 +3,7 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ApiRequest, JobConfigDraft, RunState, RunSummary } from '../../common/api.ts';
+import type { JobConfigDraft, RunState, RunSummary } from '../../common/api.ts';
 import { sealManifest } from '../../common/manifest.ts';
 import type { Workbench } from '../../main/services/workbench.ts';
 import type { EngineLauncher, EngineResolver } from '../../main/services/engines.ts';
@@ -44,10 +44,6 @@ export function tinyJob(manifest: string, o: { steps: number; checkpointEvery: n
     device: o.device ?? 'cpu',
     checkpointEverySteps: o.checkpointEvery,
   };
-}
-
-export function createRequest(config: JobConfigDraft, extra: Partial<ApiRequest<'runs.create'>> = {}): ApiRequest<'runs.create'> {
-  return { config, engine: 'torch', ...extra };
 }
 
 /** Runs every job with the fake worker; `env` scripts its behaviour (see fake-worker.mjs). */

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import type { RunSummary } from '../../common/api.ts';
 import { Workbench } from '../../main/services/workbench.ts';
 import { needTorch } from '../helpers/python.ts';
-import { createRequest, fakeLauncher, fixedResolver, recordStates, tempDir, tinyJob, tinyManifest, waitFor, waitForState } from '../helpers/services.ts';
+import { fakeLauncher, fixedResolver, recordStates, tempDir, tinyJob, tinyManifest, waitFor, waitForState } from '../helpers/services.ts';
 
 // One thread per worker: the machine is shared and the runs are tiny.
 process.env.OMP_NUM_THREADS = '1';
