@@ -514,6 +514,14 @@ export class Store {
     }[];
   }
 
+  /** The newest checkpoint a worker announced with a checkpoint event (not merely found on disk). */
+  lastAnnouncedCheckpoint(runId: string): { step: number; statePath: string } | null {
+    const raw = this.db.prepare("SELECT event FROM run_events WHERE run_id = ? AND type = 'checkpoint' ORDER BY seq DESC LIMIT 1").pluck().get(runId) as string | undefined;
+    if (!raw) return null;
+    const e = JSON.parse(raw) as { step: number; statePath: string };
+    return { step: e.step, statePath: e.statePath };
+  }
+
   /** Records a checkpoint found on disk that no event announced (a worker that outlived the service). */
   addCheckpointFromDisk(runId: string, step: number, path: string, statePath: string, at: string): boolean {
     const r = this.db.prepare('INSERT OR IGNORE INTO checkpoints (run_id, step, path, state_path, at) VALUES (?, ?, ?, ?, ?)').run(runId, step, path, statePath, at);
