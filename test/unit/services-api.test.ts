@@ -153,7 +153,7 @@ test("the services' tables live in the catalog's workbench.db with their own ver
   assert.throws(() => Store.open(ws), /services schema version 99 is newer/);
 });
 
-test('metric series: min, max and last per bucket match a direct computation, nulls skipped', async () => {
+test('metric series: min, max and last per bucket match a direct computation, nulls skipped, on either thread', async () => {
   const ws = tempDir('series');
   const store = Store.open(ws);
   try {
@@ -192,6 +192,8 @@ test('metric series: min, max and last per bucket match a direct computation, nu
       assert.equal(s.max[i], finite.length ? Math.max(...finite) : null);
       assert.equal(s.last[i], e.vals.at(-1));
     });
+    // The API answers from the query worker's own read-only connection: the same result.
+    assert.deepEqual(await store.seriesAsync('r1', { names: ['loss'], points, fromStep: 100, toStep: 4321 }), q);
     assert.deepEqual(store.metricSeries('r1', { names: ['nothing'], points: 10 }).series, [{ name: 'nothing', fromStep: [], toStep: [], min: [], max: [], last: [], count: [] }]);
   } finally {
     await store.close();
