@@ -56,19 +56,21 @@ export function fixedResolver(lane: 'gpu' | 'cpu', engine: 'torch' | 'onnx' = 't
   return { resolve: async (_choice, device) => ({ engine, lane: device === 'cpu' ? 'cpu' : lane }) };
 }
 
-export async function waitFor<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 60_000, everyMs = 25): Promise<T> {
+/** Polls `probe` until it returns something truthy; `what` (or its function, evaluated at the end) says what for. */
+export async function waitFor<T>(what: string | (() => string), probe: () => T | undefined | null | false, timeoutMs = 60_000, everyMs = 25): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = probe();
     if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 
 /** Waits until the run reaches one of `states`; returns its summary. */
 export function waitForState(wb: Workbench, runId: string, states: RunState[], timeoutMs = 90_000): Promise<RunSummary> {
-  return waitFor(`run ${runId} to be ${states.join(' or ')} (now ${wb.store.summary(runId)?.state})`, () => {
+  const what = () => `run ${runId} to be ${states.join(' or ')} (it is ${wb.store.summary(runId)?.state}: ${JSON.stringify(wb.store.summary(runId)?.error)})`;
+  return waitFor(what, () => {
     const s = wb.store.summary(runId);
     return s && states.includes(s.state) ? s : null;
   }, timeoutMs);

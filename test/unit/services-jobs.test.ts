@@ -162,6 +162,58 @@ describe('jobs with a scripted worker', () => {
     }
   });
 
+  test('queued runs can be held, cancelled, reprioritised and deleted; active ones cannot be deleted', async () => {
+    env = { FAKE_STEP_MS: '20' };
+    const blocker = await wb.jobs.create({ config: job(50), engine: 'torch', priority: 0, start: true });
+    await waitForState(wb, blocker.id, ['running']);
+    const held = await wb.jobs.create({ config: job(2), engine: 'torch', priority: 0, start: true });
+    const doomed = await wb.jobs.create({ config: job(2), engine: 'torch', priority: 0, start: false });
+    assert.equal(doomed.state, 'paused', 'created without starting');
+    assert.equal(wb.jobs.pause(held.id).state, 'paused');
+    assert.equal(wb.jobs.cancel(doomed.id).state, 'cancelled');
+    assert.equal(wb.jobs.setPriority(held.id, 7).priority, 7);
+    await assert.rejects(wb.jobs.delete(blocker.id), /is running; cancel or pause it/);
+    assert.throws(() => wb.jobs.resume(blocker.id), /only paused, interrupted, failed, cancelled runs can resume/);
+    await wb.jobs.delete(doomed.id);
+    assert.equal(wb.store.summary(doomed.id), undefined);
+    assert.equal(existsSync(wb.store.runDir(doomed.id)), false, 'its folder is gone');
+    wb.jobs.cancel(blocker.id);
+    await waitForState(wb, blocker.id, ['cancelled']);
+    wb.jobs.resume(held.id);
+    await waitForState(wb, held.id, ['completed']);
+  });
+
+  test('samples become artifacts of their run', async () => {
+    env = { FAKE_STEP_MS: '5', FAKE_SAMPLE: '1' };
+    const run = await wb.jobs.create({ config: job(10), engine: 'torch', priority: 0, start: true });
+    await waitForState(wb, run.id, ['completed']);
+    assert.deepEqual(wb.store.artifacts(run.id).map((a) => [a.step, a.kind, a.path]), [
+      [5, 'reconstruction', 'samples/step-5.png'],
+      [10, 'reconstruction', 'samples/step-10.png'],
+    ]);
+    assert.deepEqual(wb.store.events(run.id, { types: ['sample'], afterSeq: 0, limit: 10 }).map((e) => e.event.type), ['sample', 'sample']);
+  });
+
+  test('closing the workbench pauses a running job with a checkpoint; it resumes after reopening', async () => {
+    env = { FAKE_STEP_MS: '20' };
+    const ws = join(workspace, '..', 'ws3');
+    let wb2 = await Workbench.open({ workspace: ws, resolver: fixedResolver('gpu'), launcher: fakeLauncher(() => env) });
+    const run = await wb2.jobs.create({ config: job(200), engine: 'torch', priority: 0, start: true });
+    await waitFor('a few steps', () => (wb2.store.summary(run.id)?.step ?? 0) >= 3);
+    await wb2.close({ jobTimeoutMs: 5000 });
+    wb2 = await Workbench.open({ workspace: ws, resolver: fixedResolver('gpu'), launcher: fakeLauncher(() => ({ FAKE_STEP_MS: '1' })) });
+    try {
+      const paused = wb2.store.summary(run.id)!;
+      assert.equal(paused.state, 'paused');
+      assert.ok(paused.lastCheckpointStep! >= 3);
+      wb2.jobs.resume(run.id);
+      await waitForState(wb2, run.id, ['completed']);
+      assert.equal(wb2.store.attempts(run.id)[1]!.resumedFromStep, paused.lastCheckpointStep);
+    } finally {
+      await wb2.close();
+    }
+  });
+
   test('the database is rebuilt from the run folders with the same runs, attempts and metrics', async () => {
     env = {};
     const before = wb.store.runs();

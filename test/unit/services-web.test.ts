@@ -210,6 +210,24 @@ describe('web mode', () => {
     assert.doesNotMatch(escaped.body, /not for the browser/);
   });
 
+  test('run artifacts are served only when recorded for the run', async () => {
+    fakeEnv = { FAKE_STEP_MS: '2', FAKE_SAMPLE: '1' };
+    try {
+      const run = await api.runs.create({ config: tinyJob('/unused/manifest.json', { steps: 2, checkpointEvery: 2 }), engine: 'torch' });
+      await waitForState(wb, run.id, ['completed']);
+      const [artifact] = await api.artifacts.list({ runId: run.id });
+      assert.deepEqual([artifact!.kind, artifact!.path], ['reconstruction', 'samples/step-2.png']);
+      const get = (path: string) => raw(server.port, { path, headers: auth });
+      const ok = await get(fileUrlPath({ kind: 'artifact', runId: run.id, path: artifact!.path }));
+      assert.deepEqual([ok.status, ok.headers['content-type']], [200, 'image/png']);
+      assert.equal((await get(`/files/artifact/${run.id}/config.json`)).status, 404, 'a run file that is not an artifact');
+      assert.equal((await get(`/files/artifact/${run.id}/samples/../config.json`)).status, 400);
+      assert.equal((await get('/files/artifact/no-such-run/samples/step-2.png')).status, 404);
+    } finally {
+      fakeEnv = null;
+    }
+  });
+
   test('the renderer: a page saying it is not built, then its files and client-side routes', async () => {
     const missing = await raw(server.port, { path: '/', headers: auth });
     assert.equal(missing.status, 503);
