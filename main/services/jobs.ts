@@ -349,7 +349,7 @@ export class JobService {
     }
     const keepTail = outcome === 'failed' || outcome === 'interrupted';
     this.service(runId, { type: 'exit', attempt, code: x.code, signal: x.signal, outcome, error, stderrTail: keepTail ? x.stderrTail : null });
-    void this.o.store.closeLog(runId);
+    this.o.store.closeLog(runId);
     void this.schedule();
   }
 

@@ -1,8 +1,9 @@
 // The Store: the workspace database (the catalog's workbench.db, plus the services' tables) and the run
 // logs. Every fact about a run enters as a RunLine: it is appended to runs/<id>/events.jsonl and applied
 // to the tables by one function, live or when replaying a log, so the database can always be rebuilt
-// from the run folders. Worker events are batched (one transaction per flush) so a worker sending
-// thousands of metrics a second costs a few short transactions, never a stall of the event loop.
+// from the run folders. The log is written first, so it is never behind the database. Worker events are
+// batched (one log write and one transaction per flush) so a worker sending thousands of metrics a
+// second costs a few short transactions, never a stall of the event loop.
 import type Database from 'better-sqlite3';
 import { readdir, rm } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
@@ -261,7 +262,7 @@ export class Store {
   async deleteRun(id: string): Promise<void> {
     const dir = this.run(id)?.runDir;
     this.flush();
-    await this.writers.get(id)?.close();
+    this.writers.get(id)?.close();
     this.writers.delete(id);
     this.db.transaction(() => {
       for (const t of ['runs', 'jobs', 'metrics', 'checkpoints', 'artifacts', 'run_events']) this.db.prepare(`DELETE FROM ${t} WHERE ${t === 'runs' ? 'id' : 'run_id'} = ?`).run(id);
@@ -317,11 +318,10 @@ export class Store {
     return w;
   }
 
-  /** Closes a run's log file (reopened on the next line); resolves when its lines are on disk. */
-  async closeLog(runId: string): Promise<void> {
-    const w = this.writers.get(runId);
+  /** Closes a run's log file (reopened on the next line). */
+  closeLog(runId: string): void {
+    this.writers.get(runId)?.close();
     this.writers.delete(runId);
-    await w?.close();
   }
 
   private applyLines(lines: readonly { runId: string; line: RunLine; raw: string | undefined }[]): void {
@@ -567,7 +567,7 @@ export class Store {
   async close(): Promise<void> {
     this.flush();
     await this.queryWorker?.terminate();
-    await Promise.all([...this.writers.values()].map((w) => w.close()));
+    for (const w of this.writers.values()) w.close();
     this.writers.clear();
     this.catalog.close();
   }

@@ -214,6 +214,28 @@ describe('jobs with a scripted worker', () => {
     }
   });
 
+  test('lines the database missed (a crash between log and transaction) are replayed from the log on start', async () => {
+    env = { FAKE_STEP_MS: '1' };
+    const ws = join(workspace, '..', 'ws4');
+    let wb2 = await Workbench.open({ workspace: ws, resolver: fixedResolver('gpu'), launcher: fakeLauncher(() => env) });
+    const run = await wb2.jobs.create({ config: job(20), engine: 'torch', priority: 0, start: true });
+    await waitForState(wb2, run.id, ['completed']);
+    const full = wb2.store.metricSeries(run.id, { points: 100 });
+    // Roll the database back to just after the attempt started, as if the service died right then.
+    const attemptSeq = wb2.store.db.prepare("SELECT seq FROM run_events WHERE run_id = ? AND type = 'started'").pluck().get(run.id) as number;
+    wb2.store.db.prepare("UPDATE runs SET state = 'running', event_seq = ?, step = NULL WHERE id = ?").run(attemptSeq - 1, run.id);
+    wb2.store.db.prepare('DELETE FROM metrics WHERE run_id = ?').run(run.id);
+    wb2.store.db.prepare("UPDATE jobs SET outcome = NULL, ended_at = NULL, done_status = NULL WHERE run_id = ?").run(run.id);
+    await wb2.close();
+    wb2 = await Workbench.open({ workspace: ws, resolver: fixedResolver('gpu'), launcher: fakeLauncher(() => env) });
+    try {
+      assert.equal(wb2.store.summary(run.id)!.state, 'completed', 'the replayed lines say it finished');
+      assert.deepEqual(wb2.store.metricSeries(run.id, { points: 100 }), full);
+    } finally {
+      await wb2.close();
+    }
+  });
+
   test('the database is rebuilt from the run folders with the same runs, attempts and metrics', async () => {
     env = {};
     const before = wb.store.runs();
