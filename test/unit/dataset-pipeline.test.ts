@@ -234,6 +234,23 @@ describe('loader', () => {
     same([...head, ...rest], full);
   });
 
+  test('a file that cannot be read fails the iteration with its path, from a worker thread too', async () => {
+    const broken = sealManifest({ ...manifest, items: [...manifest.items.slice(0, 4), { path: 'img/gone.jpg', label: 0, split: 'train' }] });
+    for (const workers of [0, 1]) {
+      const loader = createLoader({ manifest: broken, split: 'train', batchSize: 5, size: 32, train: true, workers });
+      await assert.rejects(
+        (async () => {
+          for await (const _ of loader) assert.fail('no batch expected');
+        })(),
+        (e: Error) => {
+          assert.match(e.message, new RegExp(`${join(dir, 'img', 'gone.jpg')}: .*ENOENT`));
+          return true;
+        },
+        `workers ${workers}`,
+      );
+    }
+  });
+
   test('eval batches keep every item in manifest order, the last batch partial', async () => {
     const { batches } = await collect({ split: 'val', train: false, batchSize: 4 });
     assert.deepEqual(batches.map((b) => [...b.indices]), [[24, 25, 26, 27], [28, 29]]);
