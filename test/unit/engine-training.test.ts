@@ -46,3 +46,32 @@ test('FCMAE pretraining of atto lowers the masked reconstruction loss', async ()
   const last = mean(losses.slice(-3));
   assert.ok(last < 0.8 * first, `reconstruction loss falls from ${first.toFixed(3)} to ${last.toFixed(3)}`);
 });
+
+test('gradient accumulation: two micro-batches of 4 give the update of one batch of 8', async () => {
+  const [size, k] = [32, 4];
+  const rng = new Rng(5);
+  const b = textureBatch(rng, 8, size);
+  const target = softTargets(b.labels, k);
+  const per = 3 * size * size;
+  const common = { kind: 'finetune' as const, arch: 'convnextv2_atto', size, numClasses: k, seed: 1, threads: 2, weightDecay: 0.05, optim: { clipGrad: 1, eps: 1e-3 } };
+  // eps 1e-3 keeps Adam's first step (g / (|g| + eps)) smooth in g, so the comparison measures the gradients.
+  const full = await createTrainer({ ...common, batch: 8 });
+  const split = await createTrainer({ ...common, batch: 4, accumSteps: 2 });
+  const r1 = await full.step(1e-3, { image: b.image, target });
+  const r2 = await split.step(1e-3, [
+    { image: b.image.subarray(0, 4 * per), target: target.subarray(0, 4 * k) },
+    { image: b.image.subarray(4 * per), target: target.subarray(4 * k) },
+  ]);
+  assert.ok(Math.abs(r1.loss - r2.loss) < 1e-5 * Math.abs(r1.loss), `loss ${r1.loss} vs ${r2.loss}`);
+  assert.ok(Math.abs(r1.gradNorm - r2.gradNorm) < 1e-4 * r1.gradNorm, `grad norm ${r1.gradNorm} vs ${r2.gradNorm}`);
+  const [w1, w2] = [await full.weights(), await split.weights()];
+  for (const [name, a] of w1) {
+    const c = w2.get(name)!;
+    let [num, den] = [0, 0];
+    a.forEach((v, i) => {
+      num += (v - c[i]!) ** 2;
+      den += v * v;
+    });
+    assert.ok(Math.sqrt(num / Math.max(den, 1e-30)) < 1e-5, `${name} differs by ${Math.sqrt(num / Math.max(den, 1e-30))} (relative)`);
+  }
+});
