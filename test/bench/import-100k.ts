@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { forEachConcurrent } from '../../native-worker/data/import/pool.ts';
-import { Rng } from '../../native-worker/data/rng.ts';
+import { Rng } from '../../native-worker/nn/random.ts';
 
 const N = Number(process.argv[2] ?? 100_000);
 const CLASSES = 100;

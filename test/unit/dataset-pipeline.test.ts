@@ -13,7 +13,7 @@ import { type Batch, createLoader } from '../../native-worker/data/pipeline/load
 import { augmentationPreview } from '../../native-worker/data/pipeline/preview.ts';
 import { FILL, RAND_AUGMENT_OPS, type RgbImage, opByName } from '../../native-worker/data/pipeline/randaugment.ts';
 import { roundHalfEven, sampleResizedCrop, sampleSeed, transformSample } from '../../native-worker/data/pipeline/transform.ts';
-import { Rng } from '../../native-worker/data/rng.ts';
+import { Rng } from '../../native-worker/nn/random.ts';
 import { photo, photoPixels, removeDir, tempDir } from '../helpers/images.ts';
 import { needTorch, runPython } from '../helpers/python.ts';
 

@@ -2,7 +2,8 @@
 // float32 CHW and random erasing. The same function serves the loader workers and the UI preview.
 import { readFileSync } from 'node:fs';
 import sharp, { type Sharp, type SharpOptions } from 'sharp';
-import { Rng, mixSeed } from '../rng.ts';
+import { Rng } from '../../nn/random.ts';
+import { mixSeed } from '../rng.ts';
 import { DEFAULT_MAX_PIXELS } from '../import/analyze.ts';
 import type { TransformConfig } from './config.ts';
 import { readJpegHeader } from './jpeg-header.ts';
