@@ -55,6 +55,9 @@ export async function runJob(raw: unknown, o: RunOptions): Promise<JobStatus> {
   return status;
 }
 
+/** A weights file, or the one a run's last.json / best.json points at. */
+const weightsFile = (path: string): string => (path.endsWith('.json') ? resolveResume(path).weights : path);
+
 const provider = (cfg: JobConfig): ProviderChoice => (cfg.device === 'cuda' ? 'cuda' : cfg.device === 'cpu' ? 'cpu' : 'auto');
 
 async function loadManifest(cfg: JobConfig): Promise<Manifest> {
@@ -69,7 +72,7 @@ async function loadManifest(cfg: JobConfig): Promise<Manifest> {
 async function startWeights(cfg: JobConfig, specs: readonly ParamSpec[], sink: EventSink): Promise<ParamValues> {
   const fresh = initParams(specs, cfg.data.seed);
   if (!cfg.init.weights) return fresh;
-  const loaded = await loadCheckpoint(cfg.init.weights);
+  const loaded = await loadCheckpoint(weightsFile(cfg.init.weights));
   const wanted = new Set(specs.map((s) => s.name));
   const pretrain = cfg.kind === 'pretrain';
   let taken = 0;
@@ -336,7 +339,7 @@ async function evaluateJob(cfg: JobConfig, o: RunOptions): Promise<JobStatus> {
   const manifest = await loadManifest(cfg);
   const arch = parseArch(cfg.model.arch);
   const specs = convnextParams({ arch, numClasses: cfg.model.numClasses });
-  const weights = await readWeights(cfg.init.weights!);
+  const weights = await readWeights(weightsFile(cfg.init.weights!));
   for (const s of specs) if (!weights.has(s.name)) throw new JobError(`${cfg.init.weights}: lacks ${s.name}; is it a ${cfg.model.arch} classifier with ${cfg.model.numClasses} classes?`);
   o.sink.emit('started', { engine: 'onnx', device: chooseProvider(provider(cfg)).chosen, params: specs.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0), kind: 'eval', arch: cfg.model.arch });
   const ev = lazyEvaluator(cfg, arch, manifest, o);

@@ -79,7 +79,7 @@ test('fine-tuning from the FCMAE encoder evaluates on val (top-1, confusion), ke
   assert.ok(existsSync(join(runDir, 'checkpoints', best.weights)));
   const bestEval = evals.filter((e) => e.weights === 'model' && e.step === best.step)[0]!;
 
-  const ev = await onnx(base('eval', join(dir, 'ev'), { init: { weights: join(runDir, 'checkpoints', best.weights) } }));
+  const ev = await onnx(base('eval', join(dir, 'ev'), { init: { weights: join(runDir, 'checkpoints', 'best.json') } }));
   const [only] = of(ev, 'eval');
   assert.deepEqual(only!.confusion, bestEval.confusion);
 });
