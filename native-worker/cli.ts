@@ -1,5 +1,6 @@
 // The `cnx` command line: one module per command under cli/, each registered here.
 import { type Command, CliError } from './cli/command.ts';
+import { analyzeCommand } from './cli/analyze.ts';
 import { datasetCommand } from './cli/dataset.ts';
 import { demo } from './cli/demo.ts';
 import { doctorCommand } from './cli/doctor.ts';
@@ -8,15 +9,22 @@ import { gradCommand } from './cli/grad.ts';
 import { inferCommand } from './cli/infer.ts';
 import { inspectCommand } from './cli/inspect.ts';
 import { reconstructCommand } from './cli/reconstruct.ts';
+import { runJobCommand } from './cli/run-job.ts';
+import { evalCommand, finetuneCommand, pretrainCommand } from './cli/train.ts';
 
 const commands: Record<string, Command> = {
   demo,
   dataset: datasetCommand,
+  pretrain: pretrainCommand,
+  finetune: finetuneCommand,
+  eval: evalCommand,
+  'run-job': runJobCommand,
   infer: inferCommand,
   grad: gradCommand,
   reconstruct: reconstructCommand,
   export: exportCommand,
   inspect: inspectCommand,
+  analyze: analyzeCommand,
   doctor: doctorCommand,
 };
 

@@ -7,7 +7,7 @@
 //   readSafetensors(path): Promise<SafetensorsFile>
 //   writeSafetensors(path, tensors, metadata?): Promise<void>
 //       F32/I64, tensors sorted by name, header padded to 8 bytes, written to a temp file then renamed
-// Readable dtypes: F32, F16, BF16, F64 (-> float32), I64, I32 (-> int64). Every problem is a CheckpointError
+// Readable dtypes: F32, F16, BF16, F64 (-> float32), I64, I32, I16, I8, U8, BOOL (-> int64; e.g. RNG states). Every problem is a CheckpointError
 // naming the file and the offending key.
 import { randomBytes } from 'node:crypto';
 import { open, readFile, rename, unlink } from 'node:fs/promises';
@@ -20,7 +20,7 @@ export interface SafetensorsFile {
   metadata: Record<string, string>;
 }
 
-const READABLE: readonly StoredDType[] = ['F32', 'F16', 'BF16', 'F64', 'I64', 'I32'];
+const READABLE: readonly StoredDType[] = ['F32', 'F16', 'BF16', 'F64', 'I64', 'I32', 'I16', 'I8', 'U8', 'BOOL'];
 // The reference implementation refuses headers above 100 MB; so do we, before decoding any of it.
 const MAX_HEADER_BYTES = 100_000_000;
 const METADATA_KEY = '__metadata__';

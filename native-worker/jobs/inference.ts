@@ -130,18 +130,44 @@ export async function reconstruct(m: LoadedModel, images: Float32Array, shape: r
   if (Array.from({ length: shape[0]! }).some((_, i) => !mask.subarray(i * l, (i + 1) * l).some((v) => v === 1))) {
     throw new Error('mask: every image needs at least one removed patch (the loss averages over removed patches)');
   }
-  const specs = fcmaeParams(c);
-  const g = new Graph('reconstruct');
-  const p = paramInputs(g, specs);
-  const x = g.input('image', 'float32', shape);
-  const mk = g.input('mask', 'float32', [shape[0]!, l]);
-  const out = fcmaeForward(c, p, x, mk);
-  g.output(out.pred, 'pred');
-  g.output(out.loss, 'loss');
-  const s = await CompiledGraph.create(g, { provider });
-  const r = await s.run({ ...weightFeeds(specs, m.weights, 'weights'), image: tensor('float32', images, shape), mask: tensor('float32', mask, [shape[0]!, l]) });
-  await s.release();
-  return { pred: r.pred!.data as Float32Array, predShape: out.pred.staticShape(), loss: (r.loss!.data as Float32Array)[0]!, patchSize: c.patchSize };
+  const rec = await Reconstructor.create(c, shape[0]!, provider);
+  try {
+    return { ...(await rec.run(m.weights, images, mask)), patchSize: c.patchSize };
+  } finally {
+    await rec.release();
+  }
+}
+
+/** A compiled FCMAE forward pass for batches of `n` images: prediction and loss for given weights and masks. */
+export class Reconstructor {
+  private constructor(
+    private readonly session: CompiledGraph,
+    private readonly specs: readonly ParamSpec[],
+    readonly config: FcmaeConfig,
+    readonly n: number,
+  ) {}
+
+  static async create(c: FcmaeConfig, n: number, provider: ProviderChoice = 'auto', threads = 0): Promise<Reconstructor> {
+    const specs = fcmaeParams(c);
+    const g = new Graph('reconstruct');
+    const p = paramInputs(g, specs);
+    const l = (c.inputSize / c.patchSize) ** 2;
+    const out = fcmaeForward(c, p, g.input('image', 'float32', [n, 3, c.inputSize, c.inputSize]), g.input('mask', 'float32', [n, l]));
+    g.output(out.pred, 'pred');
+    g.output(out.loss, 'loss');
+    return new Reconstructor(await CompiledGraph.create(g, { provider, ...(threads ? { threads } : {}) }), specs, c, n);
+  }
+
+  async run(weights: ParamValues, images: Float32Array, mask: Float32Array) {
+    const s = this.config.inputSize;
+    const l = (s / this.config.patchSize) ** 2;
+    const r = await this.session.run({ ...weightFeeds(this.specs, weights, 'weights'), image: tensor('float32', images, [this.n, 3, s, s]), mask: tensor('float32', mask, [this.n, l]) });
+    return { pred: r.pred!.data as Float32Array, predShape: [this.n, l, this.config.patchSize ** 2 * 3], loss: (r.loss!.data as Float32Array)[0]! };
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
 }
 
 /** A standalone ONNX inference model (weights baked in, batch dimension 'N'): image -> logits, features. */

@@ -116,7 +116,7 @@ describe('parseSafetensors refuses damaged files', () => {
   });
 
   test('unknown dtypes and bad metadata', () => {
-    refuses(rawFile({ w: { dtype: 'F8_E4M3', shape: [1], data_offsets: [0, 1] } }, 1), `${f}: tensor 'w': unsupported dtype 'F8_E4M3' (readable: F32, F16, BF16, F64, I64, I32)`);
+    refuses(rawFile({ w: { dtype: 'F8_E4M3', shape: [1], data_offsets: [0, 1] } }, 1), `${f}: tensor 'w': unsupported dtype 'F8_E4M3' (readable: F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL)`);
     refuses(rawFile({ __metadata__: { epoch: 3 } }, 0), `${f}: '__metadata__' entry 'epoch' is not a string`);
   });
 

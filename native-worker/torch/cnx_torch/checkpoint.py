@@ -22,8 +22,8 @@ from .safetensors_io import SafetensorsError, load_with_metadata
 
 Tensor = torch.Tensor
 
-WEIGHTS_FORMAT = "cnx-torch-weights/1"
-STATE_FORMAT = "cnx-torch-state/1"
+WEIGHTS_FORMAT = "cnx-weights/1"  # shared by both engines
+STATE_FORMAT = "cnx-state/1"  # shared by both engines
 
 
 class CheckpointError(ValueError):
