@@ -4,7 +4,7 @@
 import { BrowserWindow, app, dialog, session } from 'electron';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ensureWorkspace, resolveWorkspace } from '../../native-worker/workspace.ts';
+import { resolveWorkspace } from '../../native-worker/workspace.ts';
 import { REPO_ROOT } from '../services/engines.ts';
 import { type HostDialogs, Workbench } from '../services/workbench.ts';
 import { type IpcBridge, registerIpc } from './ipc.ts';
@@ -24,7 +24,7 @@ async function chooseWorkspace(): Promise<string> {
     (t) => (JSON.parse(t) as { workspace?: unknown }).workspace,
     () => undefined,
   );
-  return ensureWorkspace(resolveWorkspace(typeof saved === 'string' ? saved : undefined));
+  return resolveWorkspace(typeof saved === 'string' ? saved : undefined);
 }
 
 const dialogs: HostDialogs = {

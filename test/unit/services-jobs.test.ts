@@ -96,6 +96,31 @@ describe('jobs on the PyTorch engine', () => {
   });
 });
 
+test("engine 'auto' picks the ONNX engine without a GPU; cnx run-job pauses and resumes like the PyTorch engine", async (t) => {
+  const dir = tempDir('onnxjobs');
+  const manifest = await tinyManifest(dir);
+  // The real resolver: it asks `cnx doctor` what this machine has.
+  const wb = await Workbench.open({ workspace: join(dir, 'ws'), killGraceMs: 30_000 });
+  try {
+    const info = await wb.system.info();
+    if (info.autoEngine !== 'onnx') return t.skip(`this machine has a GPU for torch; 'auto' picks ${info.autoEngine}`);
+    const run = await wb.jobs.create({ config: tinyJob(manifest, { steps: 8, checkpointEvery: 2 }), engine: 'auto', priority: 0, start: true });
+    await waitFor('step 2', () => (wb.store.summary(run.id)?.step ?? 0) >= 2, 60_000);
+    wb.jobs.pause(run.id);
+    const paused = await waitForState(wb, run.id, ['paused', 'failed', 'completed']);
+    assert.equal(paused.state, 'paused', JSON.stringify(paused.error));
+    assert.equal(paused.engine, 'onnx');
+    wb.jobs.resume(run.id);
+    const done = await waitForState(wb, run.id, ['completed', 'failed']);
+    assert.equal(done.state, 'completed', JSON.stringify(done.error));
+    assert.equal(wb.store.attempts(run.id)[1]!.resumedFromStep, paused.lastCheckpointStep);
+    const loss = wb.store.metricSeries(run.id, { names: ['loss'], points: 100 }).series[0]!;
+    assert.deepEqual(loss.toStep, [1, 2, 3, 4, 5, 6, 7, 8]);
+  } finally {
+    await wb.close();
+  }
+});
+
 describe('jobs with a scripted worker', () => {
   let wb: Workbench;
   let env: NodeJS.ProcessEnv = {};
