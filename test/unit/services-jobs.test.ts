@@ -154,6 +154,18 @@ describe('jobs with a scripted worker', () => {
     assert.equal(wb.store.summary(cpu.id)!.lane, 'cpu');
   });
 
+  test('cancelling a worker that ignores SIGTERM kills it after the grace time', async () => {
+    env = { FAKE_STEP_MS: '10', FAKE_IGNORE_TERM: '1' };
+    const run = await wb.jobs.create({ config: job(1000), engine: 'torch', priority: 0, start: true });
+    await waitFor('a step', () => (wb.store.summary(run.id)?.step ?? 0) >= 1);
+    const t0 = Date.now();
+    assert.equal(wb.jobs.cancel(run.id).state, 'cancelling');
+    const cancelled = await waitForState(wb, run.id, ['cancelled', 'failed', 'interrupted'], 10_000);
+    assert.equal(cancelled.state, 'cancelled');
+    assert.equal(wb.store.attempts(run.id)[0]!.signal, 'SIGKILL');
+    assert.ok(Date.now() - t0 >= 900, 'SIGTERM first, SIGKILL after the 1 s grace');
+  });
+
   test('a crashing worker fails its run with the last stderr lines', async () => {
     env = { FAKE_STEP_MS: '5', FAKE_CRASH_AT: '3' };
     const run = await wb.jobs.create({ config: job(10), engine: 'torch', priority: 0, start: true });
