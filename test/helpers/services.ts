@@ -1,6 +1,6 @@
 // Shared by the services tests: a tiny image dataset and manifest, small job configs for the PyTorch
 // engine, a scripted fake worker, and waiting helpers.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JobConfigDraft, RunState, RunSummary } from '../../common/api.ts';
@@ -11,8 +11,15 @@ import { photo } from './images.ts';
 
 export const FAKE_WORKER = join(import.meta.dirname, 'fake-worker.mjs');
 
+const made: string[] = [];
+
+/** A fresh folder under the system temp dir, removed when the test process exits (CNX_KEEP_TMP=1 keeps it). */
 export function tempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `cnx-${prefix}-`));
+  const dir = mkdtempSync(join(tmpdir(), `cnx-svc-${prefix}-`));
+  // Runs write real checkpoints (tens of MB each): never leave them behind.
+  if (!made.length && !process.env.CNX_KEEP_TMP) process.once('exit', () => made.forEach((d) => rmSync(d, { recursive: true, force: true })));
+  made.push(dir);
+  return dir;
 }
 
 /** 12 small PNGs in 3 classes (9 train, 3 val) under dir/images, and a sealed manifest; returns its path. */
