@@ -1,19 +1,20 @@
 // electron-builder's packaging config (`npm run dist`): AppImage and deb on Linux, an NSIS installer on
 // Windows, a dmg on macOS. The app runs its TypeScript sources through tsx, as `cnx` does, so the sources
 // ship as they are: common/, main/ (services, web mode, the Electron main process), native-worker/ (the
-// engine and jobs that every worker process runs) and the built renderer. Native modules and the PyTorch
+// engine and jobs that every worker process runs), the built renderer and preload (`npm run build`), and
+// the entry main/electron/main.mjs, which runs main.ts through tsx. Native modules and the PyTorch
 // engine's Python sources are unpacked from the asar archive, because a .node library and a Python
 // interpreter can only open real files.
 import type { Configuration } from 'electron-builder';
 
-/** The Electron main process entry, written with the services (window factory, preload, IPC transport). */
+/** The Electron main process entry: it runs main/electron/main.ts (window, preload, IPC, app:// protocol). */
 export const ELECTRON_MAIN = 'main/electron/main.mjs';
 
 const config: Configuration = {
   appId: 'org.convnext.workbench',
   productName: 'ConvNeXt V2 Workbench',
   copyright: 'MIT licensed',
-  directories: { output: 'dist/electron', buildResources: 'assets' },
+  directories: { output: 'dist/packages', buildResources: 'assets' },
   extraMetadata: { main: ELECTRON_MAIN },
   files: [
     'package.json',
@@ -23,6 +24,7 @@ const config: Configuration = {
     'native-worker/**/*.{ts,mjs}',
     'native-worker/torch/**/*.py',
     'dist/renderer/**/*',
+    'dist/electron/preload.cjs',
     '!**/*.test.ts',
     '!native-worker/torch/**/test_*.py',
     '!native-worker/torch/**/_testkit.py',

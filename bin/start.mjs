@@ -1,18 +1,20 @@
 #!/usr/bin/env node
-// `npm start`: builds the renderer, then opens the desktop app when Electron's binary and the main process
-// entry are both there; otherwise says how to use the same workbench in a browser with `cnx serve`.
-import { spawn, spawnSync } from 'node:child_process';
+// `npm start`: builds the renderer and Electron's preload, then opens the desktop app when Electron's
+// binary is installed; otherwise says how to use the same workbench in a browser with `cnx serve`.
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { build } from 'vite';
 import { REPO, electronBinary } from './electron.mjs';
 
 // The entry's path is the one electron.config.ts packages (kept in step by test/unit/electron-config.test.ts).
 const ELECTRON_MAIN = 'main/electron/main.mjs';
 
-const build = spawnSync(process.execPath, [join(REPO, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', '--logLevel', 'warn'], { cwd: REPO, stdio: 'inherit' });
-if (build.status !== 0) {
-  console.error('npm start: building the renderer failed (see above)');
-  process.exit(build.status ?? 1);
+try {
+  for (const mode of ['production', 'preload']) await build({ configFile: join(REPO, 'vite.config.ts'), mode, logLevel: 'warn' });
+} catch (e) {
+  console.error(`npm start: building the UI failed: ${e instanceof Error ? e.message : String(e)}`);
+  process.exit(1);
 }
 
 const electron = electronBinary();
@@ -23,7 +25,7 @@ if (electron && existsSync(main)) {
 } else {
   const why = !electron
     ? "Electron's binary is not installed (it was skipped with ELECTRON_SKIP_BINARY_DOWNLOAD=1 or could not be downloaded)"
-    : `the Electron main process (${ELECTRON_MAIN}) is not part of this checkout yet`;
+    : `the Electron main process (${ELECTRON_MAIN}) is missing from this checkout`;
   console.log(`The UI is built in dist/renderer, but the desktop app cannot start: ${why}.
 
 Use the same workbench in a browser instead:

@@ -563,3 +563,11 @@ export type WorkbenchApi = ApiGroups & ApiEventHooks;
 export function streamHook(stream: ApiStream): `on${Capitalize<ApiStream>}` {
   return `on${stream[0]!.toUpperCase()}${stream.slice(1)}` as `on${Capitalize<ApiStream>}`;
 }
+
+// ---- the Electron transport's names (the preload exposes the API as window.workbench)
+
+export const IPC_INVOKE_CHANNEL = 'cnx:api';
+export const IPC_EVENTS_CHANNEL = 'cnx:events';
+export const PRELOAD_GLOBAL = 'workbench';
+/** The app protocol serving the renderer and /files/... in Electron: app://workbench/. */
+export const APP_ORIGIN = 'app://workbench';

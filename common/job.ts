@@ -94,6 +94,11 @@ export const JobConfig = z
     if (c.kind === 'eval' && !c.init.weights) issue(['init', 'weights'], 'an eval job needs the weights to evaluate');
     if (c.kind === 'eval' && c.resume) issue(['resume'], 'an eval job cannot resume');
     if (c.kind !== 'pretrain' && c.model.numClasses < 1) issue(['model', 'numClasses'], `a ${c.kind} job needs at least one class`);
+    if (c.kind === 'pretrain') {
+      const patches = (c.model.inputSize / 32) ** 2;
+      const keep = Math.floor(patches * (1 - c.fcmae.maskRatio));
+      if (keep < 1 || keep === patches) issue(['model', 'inputSize'], `FCMAE at ${c.model.inputSize} px has ${patches} patches and mask ratio ${c.fcmae.maskRatio} keeps ${keep}: the encoder must see some patches and the loss needs some removed (use 64 px or more)`);
+    }
     if (c.kind === 'pretrain' && c.optim) {
       if (c.optim.layerDecay !== null) issue(['optim', 'layerDecay'], 'layer-wise lr decay applies to fine-tuning only');
       for (const k of ['mixup', 'cutmix', 'labelSmoothing'] as const) if (c.optim[k]) issue(['optim', k], 'applies to fine-tuning only');

@@ -3,7 +3,7 @@
 // Dispatched from bin/cnx.mjs, because the CLI in native-worker may not import the main process.
 import { join } from 'node:path';
 import { type Command, CliError, parseOptions } from '../native-worker/cli/command.ts';
-import { ensureWorkspace, resolveWorkspace } from '../native-worker/workspace.ts';
+import { resolveWorkspace } from '../native-worker/workspace.ts';
 import { REPO_ROOT } from './services/engines.ts';
 import { Workbench } from './services/workbench.ts';
 import { isLoopback, startWebServer } from './web/server.ts';
@@ -28,7 +28,8 @@ export const serveCommand: Command = {
     const port = Number(o.values.port ?? 0);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`--port '${o.values.port}' is not a port number`);
     const host = o.values.host ?? '127.0.0.1';
-    const workspace = ensureWorkspace(resolveWorkspace(o.values.workspace));
+    // Opening the database creates the folder.
+    const workspace = resolveWorkspace(o.values.workspace);
     const workbench = await Workbench.open({ workspace, rebuild: o.values['rebuild-db'] === true });
     let server;
     try {

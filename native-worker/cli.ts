@@ -1,5 +1,6 @@
 // The `cnx` command line: one module per command under cli/, each registered here.
 import { type Command, CliError } from './cli/command.ts';
+import { analyzeCommand } from './cli/analyze.ts';
 import { datasetCommand } from './cli/dataset.ts';
 import { demo } from './cli/demo.ts';
 import { doctorCommand } from './cli/doctor.ts';
@@ -23,6 +24,7 @@ const commands: Record<string, Command> = {
   reconstruct: reconstructCommand,
   export: exportCommand,
   inspect: inspectCommand,
+  analyze: analyzeCommand,
   doctor: doctorCommand,
 };
 

@@ -2,7 +2,6 @@
 // CNX_WORKSPACE, then the OS app-data folder.
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { mkdirSync } from 'node:fs';
 
 export const APP_DIR_NAME = 'convnext-workbench';
 
@@ -22,11 +21,4 @@ export function defaultWorkspaceDir(
 /** The workspace to use: an explicit folder wins over CNX_WORKSPACE, which wins over the default. */
 export function resolveWorkspace(explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
   return resolve(explicit || env.CNX_WORKSPACE || defaultWorkspaceDir(env));
-}
-
-/** Creates the workspace folder if needed and returns its absolute path. */
-export function ensureWorkspace(dir: string): string {
-  const abs = resolve(dir);
-  mkdirSync(abs, { recursive: true });
-  return abs;
 }

@@ -1,13 +1,12 @@
-// The renderer's entry: picks the transport (Electron's preload bridge when present, else HTTP + WebSocket
-// to the server that served this page), installs the API client, and mounts the app.
+// The renderer's entry: installs the API client (in Electron the one the preload exposes over IPC, else one
+// over HTTP + WebSocket to the server that served this page) and mounts the app.
 import { createPinia } from 'pinia';
 import { createApp } from 'vue';
+import { PRELOAD_GLOBAL, type WorkbenchApi } from '../common/api.ts';
 import { createApiClient } from '../common/api-client.ts';
-import { HOST_BRIDGE_KEY, type HostBridge } from '../common/host-bridge.ts';
 import App from './App.vue';
 import { setApi } from './api/client.ts';
 import { type SocketLike, createHttpTransport } from './api/transport-http.ts';
-import { createIpcTransport } from './api/transport-ipc.ts';
 import { useUiStore } from './stores/ui.ts';
 import './styles/app.css';
 
@@ -24,10 +23,13 @@ function browserSocket(url: string): SocketLike {
 
 const pinia = createPinia();
 const ui = useUiStore(pinia);
-const bridge = (window as unknown as Partial<Record<typeof HOST_BRIDGE_KEY, HostBridge>>)[HOST_BRIDGE_KEY];
-const transport = bridge
-  ? createIpcTransport(bridge)
-  : createHttpTransport({ origin: location.origin, openSocket: browserSocket, onConnection: (state) => ui.setConnection(state) });
-setApi(createApiClient(transport, { onInvalidEvent: (stream, message) => console.warn(`dropped an event on '${stream}' that breaks the API contract: ${message}`) }));
+// Electron's preload validates both ways itself; its errors cross the context bridge as plain Errors (message only).
+const preloaded = (window as unknown as Partial<Record<typeof PRELOAD_GLOBAL, WorkbenchApi>>)[PRELOAD_GLOBAL];
+setApi(
+  preloaded ??
+    createApiClient(createHttpTransport({ origin: location.origin, openSocket: browserSocket, onConnection: (state) => ui.setConnection(state) }), {
+      onInvalidEvent: (stream, message) => console.warn(`dropped an event on '${stream}' that breaks the API contract: ${message}`),
+    }),
+);
 
 createApp(App).use(pinia).mount('#app');

@@ -45,11 +45,14 @@ if (parentPort) {
     if (m.type === 'cancel') abort.abort(new Error('cancelled'));
   });
   const post = (m: CatalogWorkerMessage) => port.postMessage(m);
-  run(workerData.task as CatalogTask, abort.signal, post).then(
-    (value) => post({ type: 'result', value }),
-    (e: Error) => {
-      const userError = e instanceof CatalogError || e instanceof ImportError || e instanceof IdxError;
-      post({ type: 'error', message: userError ? e.message : (e.stack ?? e.message), userError, aborted: abort.signal.aborted });
-    },
-  );
+  run(workerData.task as CatalogTask, abort.signal, post)
+    .then(
+      (value) => post({ type: 'result', value }),
+      (e: Error) => {
+        const userError = e instanceof CatalogError || e instanceof ImportError || e instanceof IdxError;
+        post({ type: 'error', message: userError ? e.message : (e.stack ?? e.message), userError, aborted: abort.signal.aborted });
+      },
+    )
+    // The cancel listener would keep the thread alive forever: close the port once the answer is out.
+    .finally(() => port.close());
 }

@@ -207,10 +207,8 @@ export class DatasetService {
       onWorker?.(worker);
       let settled = false;
       worker.on('message', (m: CatalogWorkerMessage) => {
-        if (m.type === 'progress') return onProgress?.(m.progress);
-        // The worker's message listener would keep its thread alive after the answer: end it.
-        void worker.terminate();
-        if (m.type === 'result') {
+        if (m.type === 'progress') onProgress?.(m.progress);
+        else if (m.type === 'result') {
           settled = true;
           resolve(m.value);
         } else {

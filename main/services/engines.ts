@@ -61,6 +61,8 @@ export function laneFor(engine: EngineName, device: JobConfig['device'], report:
 export function doctorResolver(doctor: () => Promise<{ report: DoctorReport | null }>): EngineResolver {
   return {
     async resolve(choice, device) {
+      // An explicit engine on an explicit device needs no probe (which costs seconds on first use).
+      if (choice !== 'auto' && device !== 'auto') return { engine: choice, lane: laneFor(choice, device, null) };
       const { report } = await doctor();
       const engine = choice === 'auto' ? autoEngine(report) : choice;
       return { engine, lane: laneFor(engine, device, report) };

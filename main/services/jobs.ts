@@ -3,8 +3,7 @@
 // resumed from its last checkpoint, and recovered after a crash of the worker or of the service itself.
 // Every decision is a line in the run's log before it is acted on, so the history replays exactly.
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { mkdir, readFile, readdir, stat } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   ACTIVE_RUN_STATES,
@@ -65,13 +64,12 @@ function pidAlive(pid: number): boolean {
  * Whether `pid` is still the worker we started for this attempt (its command line names the attempt's
  * config file): a recycled pid must never be killed. Only Linux can tell; elsewhere we leave it alone.
  */
-function isOurWorker(pid: number, configPath: string): boolean {
+async function isOurWorker(pid: number, configPath: string): Promise<boolean> {
   if (process.platform !== 'linux' || !pidAlive(pid)) return false;
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(configPath);
-  } catch {
-    return false;
-  }
+  return readFile(`/proc/${pid}/cmdline`, 'utf8').then(
+    (cmdline) => cmdline.split('\0').includes(configPath),
+    () => false,
+  );
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -106,12 +104,23 @@ export class JobService {
   // ---- API
 
   async create(req: ApiParsedRequest<'runs.create'>): Promise<RunSummary> {
-    const { store, settings } = this.o;
+    const store = this.o.store;
     const id = newRunId();
     const dir = store.runDir(id);
+    await mkdir(dir, { recursive: true });
+    try {
+      return await this.createIn(id, dir, req);
+    } catch (e) {
+      // A request that fails leaves no half-made run folder behind.
+      if (!store.summary(id)) await rm(dir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  private async createIn(id: string, dir: string, req: ApiParsedRequest<'runs.create'>): Promise<RunSummary> {
+    const { store, settings } = this.o;
     const draft: JobConfigDraft = req.config;
     let manifest = draft.data.manifest;
-    await mkdir(dir, { recursive: true });
     if (req.dataset !== undefined) {
       if (!this.o.exportManifest) throw new ApiError('unsupported', 'this service cannot export dataset manifests');
       manifest = join(dir, 'manifest.json');
@@ -274,14 +283,11 @@ export class JobService {
     this.starting.add(run.id);
     try {
       const attempt = run.attempts + 1;
-      // Resume from the newest checkpoint the run has, whatever stopped it.
-      const last = join(dir, 'checkpoints', 'last.json');
-      const pointer = await readFile(last, 'utf8').then(
-        (t) => JSON.parse(t) as { step?: unknown },
-        () => null,
-      );
-      const resumedFromStep = pointer && typeof pointer.step === 'number' ? pointer.step : null;
-      const attemptConfig = { ...config, resume: pointer ? last : null };
+      // Resume from the newest checkpoint the log announced: every metric up to it was recorded. A newer
+      // one written by a worker nobody was listening to (the service had died) would leave a gap.
+      const from = this.o.store.lastAnnouncedCheckpoint(run.id);
+      const resumedFromStep = from?.step ?? null;
+      const attemptConfig = { ...config, resume: from?.statePath ?? null };
       const configPath = join(dir, `attempt-${attempt}.json`);
       await writeFileAtomic(configPath, `${JSON.stringify(attemptConfig, null, 2)}\n`);
       if (this.closing || this.o.store.summary(run.id)?.state !== 'queued') return;
@@ -343,7 +349,7 @@ export class JobService {
     }
     const keepTail = outcome === 'failed' || outcome === 'interrupted';
     this.service(runId, { type: 'exit', attempt, code: x.code, signal: x.signal, outcome, error, stderrTail: keepTail ? x.stderrTail : null });
-    void this.o.store.closeLog(runId);
+    this.o.store.closeLog(runId);
     void this.schedule();
   }
 
@@ -388,7 +394,7 @@ export class JobService {
 
   /** A worker that outlived the previous service: ask it to checkpoint and stop, and wait for it. */
   private async stopOrphan(pid: number, configPath: string): Promise<void> {
-    if (!isOurWorker(pid, configPath)) return;
+    if (!(await isOurWorker(pid, configPath))) return;
     process.kill(pid, 'SIGTERM');
     const deadline = Date.now() + this.killGraceMs;
     while (pidAlive(pid) && Date.now() < deadline) await sleep(100);

@@ -1,16 +1,23 @@
 // The Store: the workspace database (the catalog's workbench.db, plus the services' tables) and the run
 // logs. Every fact about a run enters as a RunLine: it is appended to runs/<id>/events.jsonl and applied
 // to the tables by one function, live or when replaying a log, so the database can always be rebuilt
-// from the run folders. Worker events are batched (one transaction per flush) so a worker sending
-// thousands of metrics a second costs a few short transactions, never a stall of the event loop.
+// from the run folders. The log is written first, so it is never behind the database. Worker events are
+// batched (one log write and one transaction per flush) so a worker sending thousands of metrics a
+// second costs a few short transactions, never a stall of the event loop.
 import type Database from 'better-sqlite3';
 import { readdir, rm } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
-import type { Attempt, EngineChoice, JobEventMessage, MetricSeries, MetricSeriesResult, RunState, RunSummary } from '../../common/api.ts';
+import { Worker } from 'node:worker_threads';
+import type { Attempt, EngineChoice, JobEventMessage, MetricSeriesResult, RunState, RunSummary } from '../../common/api.ts';
 import type { JobEvent } from '../../common/protocol.ts';
 import { Catalog } from '../../native-worker/data/catalog/catalog.ts';
 import { type Lane, type RunLine, type RunMeta, RUNS_DIR, RunLogWriter, formatRunLine, readRunLines, readRunMeta, runDir } from './run-log.ts';
+import type { SeriesRequest } from './query-worker.ts';
 import { migrateServices } from './schema.ts';
+import { type SeriesQuery, metricNames, querySeries } from './series.ts';
+
+const WORKER_ENTRY = new URL('./worker-entry.mjs', import.meta.url);
+const QUERY_MODULE = new URL('./query-worker.ts', import.meta.url).href;
 
 export interface StoreOptions {
   /** How long worker events may wait before they are written (default 50 ms). */
@@ -147,6 +154,9 @@ export class Store {
   private readonly writers = new Map<string, RunLogWriter>();
   private readonly lastSeq = new Map<string, number>();
   private readonly stmts;
+  private queryWorker: Worker | null = null;
+  private queryId = 0;
+  private readonly pendingQueries = new Map<number, { resolve: (r: MetricSeriesResult) => void; reject: (e: Error) => void }>();
 
   private constructor(catalog: Catalog, opts: StoreOptions) {
     this.catalog = catalog;
@@ -252,7 +262,7 @@ export class Store {
   async deleteRun(id: string): Promise<void> {
     const dir = this.run(id)?.runDir;
     this.flush();
-    await this.writers.get(id)?.close();
+    this.writers.get(id)?.close();
     this.writers.delete(id);
     this.db.transaction(() => {
       for (const t of ['runs', 'jobs', 'metrics', 'checkpoints', 'artifacts', 'run_events']) this.db.prepare(`DELETE FROM ${t} WHERE ${t === 'runs' ? 'id' : 'run_id'} = ?`).run(id);
@@ -308,11 +318,10 @@ export class Store {
     return w;
   }
 
-  /** Closes a run's log file (reopened on the next line); resolves when its lines are on disk. */
-  async closeLog(runId: string): Promise<void> {
-    const w = this.writers.get(runId);
+  /** Closes a run's log file (reopened on the next line). */
+  closeLog(runId: string): void {
+    this.writers.get(runId)?.close();
     this.writers.delete(runId);
-    await w?.close();
   }
 
   private applyLines(lines: readonly { runId: string; line: RunLine; raw: string | undefined }[]): void {
@@ -463,46 +472,42 @@ export class Store {
   }
 
   metricNames(runId: string): string[] {
-    return this.db.prepare('SELECT DISTINCT name FROM metrics WHERE run_id = ? ORDER BY name').pluck().all(runId) as string[];
+    return metricNames(this.db, runId);
   }
 
-  /**
-   * Each series cut into at most `points` equal step ranges over [fromStep, toStep], with min, max and the
-   * last value of each: a million-step run answers with `points` rows per metric and still shows spikes.
-   */
-  metricSeries(runId: string, q: { names?: readonly string[] | undefined; points: number; fromStep?: number | undefined; toStep?: number | undefined }): MetricSeriesResult {
-    const names = q.names ?? this.metricNames(runId);
-    if (!names.length) return { runId, fromStep: null, toStep: null, series: [] };
-    const inNames = names.map(() => '?').join(', ');
-    const range = this.db.prepare(`SELECT MIN(step) AS lo, MAX(step) AS hi FROM metrics WHERE run_id = ? AND name IN (${inNames})`).get(runId, ...names) as { lo: number | null; hi: number | null };
-    const lo = q.fromStep ?? range.lo;
-    const hi = q.toStep ?? range.hi;
-    if (lo === null || hi === null || hi < lo) return { runId, fromStep: lo, toStep: hi, series: names.map((name) => emptySeries(name)) };
-    const span = hi - lo + 1;
-    // Integer arithmetic: bucket = floor((step - lo) * points / span), always within 0..points-1.
-    const rows = this.db
-      .prepare(
-        `WITH agg AS (
-           SELECT name, CAST((step - @lo) * @points / @span AS INTEGER) AS bucket, MIN(step) AS s0, MAX(step) AS s1,
-                  MIN(value) AS mn, MAX(value) AS mx, COUNT(*) AS n
-           FROM metrics WHERE run_id = @run AND name IN (${inNames}) AND step BETWEEN @lo AND @hi
-           GROUP BY name, bucket)
-         SELECT agg.name, s0, s1, mn, mx, n, m.value AS last FROM agg
-         JOIN metrics m ON m.run_id = @run AND m.name = agg.name AND m.step = agg.s1
-         ORDER BY agg.name, agg.bucket`,
-      )
-      .all(...names, { run: runId, lo, hi, span, points: q.points }) as { name: string; s0: number; s1: number; mn: number | null; mx: number | null; n: number; last: number | null }[];
-    const byName = new Map(names.map((n) => [n, emptySeries(n)]));
-    for (const r of rows) {
-      const s = byName.get(r.name)!;
-      s.fromStep.push(r.s0);
-      s.toStep.push(r.s1);
-      s.min.push(r.mn);
-      s.max.push(r.mx);
-      s.last.push(r.last);
-      s.count.push(r.n);
+  /** Downsampled series on this thread (see series.ts); the API uses seriesAsync. */
+  metricSeries(runId: string, q: SeriesQuery): MetricSeriesResult {
+    return querySeries(this.db, runId, q);
+  }
+
+  /** The same, answered by the query worker so a huge run never stalls the main thread. */
+  seriesAsync(runId: string, query: SeriesQuery): Promise<MetricSeriesResult> {
+    this.flush();
+    if (!this.queryWorker) {
+      const w = new Worker(WORKER_ENTRY, { workerData: { entry: QUERY_MODULE, file: this.catalog.file } });
+      w.on('message', (m: { id: number; ok: boolean; value?: MetricSeriesResult; message?: string }) => {
+        const p = this.pendingQueries.get(m.id);
+        this.pendingQueries.delete(m.id);
+        if (m.ok) p?.resolve(m.value!);
+        else p?.reject(new Error(`metric query failed: ${m.message}`));
+      });
+      w.on('error', (e) => this.failQueries(e));
+      w.on('exit', () => {
+        this.queryWorker = null;
+        this.failQueries(new Error('the query worker stopped'));
+      });
+      this.queryWorker = w;
     }
-    return { runId, fromStep: lo, toStep: hi, series: [...byName.values()] };
+    const id = ++this.queryId;
+    return new Promise((resolve, reject) => {
+      this.pendingQueries.set(id, { resolve, reject });
+      this.queryWorker!.postMessage({ id, runId, query } satisfies SeriesRequest);
+    });
+  }
+
+  private failQueries(e: Error): void {
+    for (const p of this.pendingQueries.values()) p.reject(e);
+    this.pendingQueries.clear();
   }
 
   checkpoints(runId: string): { step: number; path: string; statePath: string; at: string }[] {
@@ -512,6 +517,14 @@ export class Store {
       statePath: string;
       at: string;
     }[];
+  }
+
+  /** The newest checkpoint a worker announced with a checkpoint event (not merely found on disk). */
+  lastAnnouncedCheckpoint(runId: string): { step: number; statePath: string } | null {
+    const raw = this.db.prepare("SELECT event FROM run_events WHERE run_id = ? AND type = 'checkpoint' ORDER BY seq DESC LIMIT 1").pluck().get(runId) as string | undefined;
+    if (!raw) return null;
+    const e = JSON.parse(raw) as { step: number; statePath: string };
+    return { step: e.step, statePath: e.statePath };
   }
 
   /** Records a checkpoint found on disk that no event announced (a worker that outlived the service). */
@@ -550,15 +563,12 @@ export class Store {
     })();
   }
 
-  /** Writes what is queued, closes every log and the database. */
+  /** Writes what is queued, closes every log, the query worker and the database. */
   async close(): Promise<void> {
     this.flush();
-    await Promise.all([...this.writers.values()].map((w) => w.close()));
+    await this.queryWorker?.terminate();
+    for (const w of this.writers.values()) w.close();
     this.writers.clear();
     this.catalog.close();
   }
-}
-
-function emptySeries(name: string): MetricSeries {
-  return { name, fromStep: [], toStep: [], min: [], max: [], last: [], count: [] };
 }

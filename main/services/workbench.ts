@@ -165,8 +165,7 @@ export class Workbench {
       'metrics.names': (r) => (this.runRecord(r.runId), store.metricNames(r.runId)),
       'metrics.series': (r) => {
         this.runRecord(r.runId);
-        store.flush();
-        return store.metricSeries(r.runId, r);
+        return store.seriesAsync(r.runId, r);
       },
 
       'checkpoints.list': (r) => this.checkpoints(r.runId),

@@ -1,9 +1,10 @@
 // `cnx demo`: a short fine-tuning run on the ONNX engine with a synthetic texture task, to see the engine
 // train on a fresh install (no data, no Python).
-import { TEXTURE_CLASSES, softTargets, textureBatch } from '../data/synthetic.ts';
+import { TEXTURE_CLASSES, textureBatch } from '../data/synthetic.ts';
 import { createTrainer } from '../jobs/trainer.ts';
 import { Rng } from '../nn/random.ts';
 import { type Command, CliError, parseOptions } from './command.ts';
+import { smoothOneHot } from '../optim/recipes.ts';
 
 const HELP = `usage: cnx demo [--arch convnextv2_atto] [--steps 100] [--batch 16] [--size 32] [--lr 1e-3] [--threads N]
 
@@ -37,7 +38,7 @@ export const demo: Command = {
     let [lossSum, correct, seen] = [0, 0, 0];
     for (let i = 1; i <= steps; i++) {
       const b = textureBatch(rng, batch, size);
-      const r = await trainer.step(lr, { image: b.image, target: softTargets(b.labels, k) });
+      const r = await trainer.step(lr, { image: b.image, target: smoothOneHot(b.labels, k, 0) });
       lossSum += r.loss;
       b.labels.forEach((l, j) => {
         const row = r.logits!.subarray(j * k, (j + 1) * k);

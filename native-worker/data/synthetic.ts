@@ -24,10 +24,3 @@ export function textureBatch(rng: Rng, n: number, size: number): { image: Float3
   }
   return { image, labels };
 }
-
-/** One-hot targets (N, K) with label smoothing spread over all K classes, as timm does. */
-export function softTargets(labels: readonly number[], k: number, smoothing = 0): Float32Array {
-  const t = new Float32Array(labels.length * k).fill(smoothing / k);
-  labels.forEach((l, i) => (t[i * k + l] = 1 - smoothing + smoothing / k));
-  return t;
-}

@@ -115,7 +115,6 @@ export interface Carry {
 export class StepRunner {
   private state = new Map<string, ort.Tensor>();
   private spare = new Map<string, ort.Tensor>();
-  private readonly outputShapes: Map<string, readonly number[]>;
   lastStepMs = 0;
 
   constructor(
@@ -123,7 +122,6 @@ export class StepRunner {
     readonly carry: readonly Carry[],
     initial: ReadonlyMap<string, ort.Tensor>,
   ) {
-    this.outputShapes = new Map(graph.outputs.map((o) => [o.name, o.shape.map(Number)]));
     for (const c of carry) {
       const t = initial.get(c.input);
       if (!t) throw new Error(`StepRunner: no initial value for carried input '${c.input}'`);
@@ -159,6 +157,13 @@ export class StepRunner {
     return rest;
   }
 
+  /** The tensor now held for a carried input (to feed another session; valid until the next step). */
+  current(input: string): ort.Tensor {
+    const t = this.state.get(input);
+    if (!t) throw new Error(`StepRunner: '${input}' is not carried`);
+    return t;
+  }
+
   /** Current value of a carried input, downloaded to the CPU when it lives on a device. */
   async read(input: string): Promise<Float32Array> {
     const t = this.state.get(input);
@@ -167,7 +172,4 @@ export class StepRunner {
     return data as Float32Array;
   }
 
-  shapeOf(output: string): readonly number[] | undefined {
-    return this.outputShapes.get(output);
-  }
 }

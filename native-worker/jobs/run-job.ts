@@ -23,7 +23,7 @@ import { Reconstructor } from './inference.ts';
 import { dropPathFactors, mixBatch } from './mixup.ts';
 import { reconstructionGrid } from './reconstruction-images.ts';
 import { readRunState, readWeights, resolveResume, rngTensor, saveRunCheckpoint, writeJsonAtomic } from './run-files.ts';
-import { createTrainer, dropPathRates } from './trainer.ts';
+import { type Batch, createTrainer, dropPathRates } from './trainer.ts';
 
 export type JobStatus = 'completed' | 'cancelled' | 'failed';
 
@@ -55,6 +55,9 @@ export async function runJob(raw: unknown, o: RunOptions): Promise<JobStatus> {
   return status;
 }
 
+/** A weights file, or the one a run's last.json / best.json points at. */
+const weightsFile = (path: string): string => (path.endsWith('.json') ? resolveResume(path).weights : path);
+
 const provider = (cfg: JobConfig): ProviderChoice => (cfg.device === 'cuda' ? 'cuda' : cfg.device === 'cpu' ? 'cpu' : 'auto');
 
 async function loadManifest(cfg: JobConfig): Promise<Manifest> {
@@ -69,7 +72,7 @@ async function loadManifest(cfg: JobConfig): Promise<Manifest> {
 async function startWeights(cfg: JobConfig, specs: readonly ParamSpec[], sink: EventSink): Promise<ParamValues> {
   const fresh = initParams(specs, cfg.data.seed);
   if (!cfg.init.weights) return fresh;
-  const loaded = await loadCheckpoint(cfg.init.weights);
+  const loaded = await loadCheckpoint(weightsFile(cfg.init.weights));
   const wanted = new Set(specs.map((s) => s.name));
   const pretrain = cfg.kind === 'pretrain';
   let taken = 0;
@@ -94,7 +97,6 @@ async function startWeights(cfg: JobConfig, specs: readonly ParamSpec[], sink: E
 async function train(cfg: JobConfig, o: RunOptions): Promise<JobStatus> {
   const { sink } = o;
   const optim = cfg.optim!;
-  if (optim.accumSteps > 1) throw new JobConfigError('optim.accumSteps', 'gradient accumulation is not available on the ONNX engine yet; use a smaller batch or the PyTorch engine');
   if (cfg.precision !== 'fp32') sink.log(`precision ${cfg.precision} is a PyTorch-engine setting; the ONNX engine trains in fp32`, 'warning');
   mkdirSync(join(cfg.runDir, 'checkpoints'), { recursive: true });
   writeJsonAtomic(join(cfg.runDir, 'config.json'), cfg);
@@ -154,6 +156,7 @@ async function train(cfg: JobConfig, o: RunOptions): Promise<JobStatus> {
     emaDecay: optim.emaDecay,
     fcmae: { maskRatio: fcmae.maskRatio, decoderDim: fcmae.decoderDim, decoderDepth: fcmae.decoderDepth, normPixLoss: fcmae.normPixLoss },
     initial,
+    accumSteps: optim.accumSteps,
     ...(resume ? { resume } : {}),
   });
   const params = specs.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
@@ -164,7 +167,7 @@ async function train(cfg: JobConfig, o: RunOptions): Promise<JobStatus> {
   if (perEpoch < 1) throw new JobError(`${cfg.data.manifest}: ${trainCount} training images, fewer than one batch of ${n}`);
   const loader = createLoader({
     manifest, split: 'train', batchSize: n, size, train: true, mode: pretrain ? 'pretrain' : 'finetune', seed: cfg.data.seed,
-    workers: cfg.data.workers, epochs: Math.ceil((optim.totalSteps - (resume?.step ?? 0)) / perEpoch) + 1,
+    workers: cfg.data.workers, epochs: Math.ceil(((optim.totalSteps - (resume?.step ?? 0)) * optim.accumSteps) / perEpoch) + 1,
     resume: { epoch: Math.floor(microBatches / perEpoch), batch: microBatches % perEpoch },
   });
   const rates = dropPathRates(blockCount(arch), cfg.model.dropPathRate);
@@ -224,22 +227,28 @@ async function train(cfg: JobConfig, o: RunOptions): Promise<JobStatus> {
 
   let status: JobStatus = 'completed';
   let window = { images: 0, t: performance.now() };
+  let micro: Batch[] = [];
   try {
     for await (const batch of loader) {
       if (o.signal.aborted) break;
       sampler?.remember(batch.images);
       if (trainer.stepCount >= optim.totalSteps) break;
-      const lr = lrAt(trainer.stepCount, optim.lr, optim.warmupSteps, optim.totalSteps, optim.minLr);
       const labels = Array.from(batch.labels, Number);
-      const r = pretrain
-        ? await trainer.step(lr, { image: batch.images, mask: randomMask(rng, n, patches, fcmae.maskRatio) })
-        : await trainer.step(lr, {
-            image: batch.images,
-            target: mixBatch(rng, batch.images, labels, [n, 3, size, size], { mixup: optim.mixup, cutmix: optim.cutmix, numClasses: cfg.model.numClasses, labelSmoothing: optim.labelSmoothing }),
-            ...(cfg.model.dropPathRate > 0 ? { dropPath: dropPathFactors(rng, rates, n) } : {}),
-          });
+      micro.push(
+        pretrain
+          ? { image: batch.images, mask: randomMask(rng, n, patches, fcmae.maskRatio) }
+          : {
+              image: batch.images,
+              target: mixBatch(rng, batch.images, labels, [n, 3, size, size], { mixup: optim.mixup, cutmix: optim.cutmix, numClasses: cfg.model.numClasses, labelSmoothing: optim.labelSmoothing }),
+              ...(cfg.model.dropPathRate > 0 ? { dropPath: dropPathFactors(rng, rates, n) } : {}),
+            },
+      );
       microBatches++;
       window.images += n;
+      if (micro.length < optim.accumSteps) continue;
+      const lr = lrAt(trainer.stepCount, optim.lr, optim.warmupSteps, optim.totalSteps, optim.minLr);
+      const r = await trainer.step(lr, micro);
+      micro = [];
       const step = trainer.stepCount;
       if (!Number.isFinite(r.loss)) throw new JobError(`the loss became ${r.loss} at step ${step}; lower the learning rate (now ${lr.toExponential(2)}) or enable clipGrad`);
       if (step % cfg.logEverySteps === 0 || step === optim.totalSteps) {
@@ -330,7 +339,7 @@ async function evaluateJob(cfg: JobConfig, o: RunOptions): Promise<JobStatus> {
   const manifest = await loadManifest(cfg);
   const arch = parseArch(cfg.model.arch);
   const specs = convnextParams({ arch, numClasses: cfg.model.numClasses });
-  const weights = await readWeights(cfg.init.weights!);
+  const weights = await readWeights(weightsFile(cfg.init.weights!));
   for (const s of specs) if (!weights.has(s.name)) throw new JobError(`${cfg.init.weights}: lacks ${s.name}; is it a ${cfg.model.arch} classifier with ${cfg.model.numClasses} classes?`);
   o.sink.emit('started', { engine: 'onnx', device: chooseProvider(provider(cfg)).chosen, params: specs.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0), kind: 'eval', arch: cfg.model.arch });
   const ev = lazyEvaluator(cfg, arch, manifest, o);

@@ -11,7 +11,7 @@ import { softCrossEntropy } from '../nn/losses.ts';
 import { type ParamSpec, type ParamValues, initParams } from '../nn/params.ts';
 import { ADAMW_DEFAULTS, type AdamWOptions } from '../optim/adamw.ts';
 import { finetuneRecipe, layerScale } from '../optim/recipes.ts';
-import { STEP_INPUTS, buildTrainStep } from '../optim/train-step.ts';
+import { STEP_INPUTS, buildApplyStep, buildGradStep, buildTrainStep } from '../optim/train-step.ts';
 
 export interface TrainerConfig {
   readonly kind: 'finetune' | 'fcmae';
@@ -31,6 +31,8 @@ export interface TrainerConfig {
   readonly emaDecay?: number | null;
   readonly fcmae?: Partial<Omit<FcmaeConfig, 'arch' | 'inputSize'>>;
   readonly initial?: ParamValues;
+  /** Micro-batches per optimizer step (gradient accumulation); default 1 (one fused graph). */
+  readonly accumSteps?: number;
   /** Optimizer state to resume from: `<p>.exp_avg`, `<p>.exp_avg_sq`, `<p>.ema`, and the steps taken. */
   readonly resume?: { readonly state: ParamValues; readonly step: number };
   readonly profile?: string;
@@ -58,7 +60,8 @@ export interface Trainer {
   readonly fcmae: FcmaeConfig | null;
   readonly dropPathRate: number;
   readonly stepCount: number;
-  step(lr: number, batch: Batch): Promise<StepResult>;
+  /** One optimizer step over `accumSteps` micro-batches (a single batch when accumSteps is 1). */
+  step(lr: number, batch: Batch | readonly Batch[]): Promise<StepResult>;
   /** Current parameters (copies). */
   weights(): Promise<ParamValues>;
   /** Optimizer moments and EMA (copies), keyed `<p>.exp_avg`, `<p>.exp_avg_sq`, `<p>.ema`. */
@@ -81,38 +84,39 @@ export async function createTrainer(cfg: TrainerConfig): Promise<Trainer> {
   const blocks = blockCount(arch);
   const layerDecayType = cfg.layerDecayType ?? finetuneRecipe(cfg.arch).layerDecayType;
 
-  const step = buildTrainStep(
-    `${cfg.kind}_${cfg.arch}`,
-    specs,
-    (g, p) => {
-      const image = g.input('image', 'float32', [n, 3, cfg.size, cfg.size]);
-      if (fcmae) {
-        const mask = g.input('mask', 'float32', [n, patchesPerSide(fcmae) ** 2]);
-        const out = fcmaeForward(fcmae, p, image, mask);
-        return { loss: out.loss };
-      }
-      const target = g.input('target', 'float32', [n, cfg.numClasses]);
-      let dropPath: Value[] | undefined;
-      if (dropPathRate > 0) {
-        const all = g.input('drop_path', 'float32', [blocks, n, 1, 1, 1]);
-        dropPath = Array.from({ length: blocks }, (_, k) => g.named(sliceBlock(all, k, n), `drop_path.${k}`));
-      }
-      const { features } = convnextFeatures(model, p, image, dropPath ? { dropPath } : {});
-      const { logits } = convnextHead(model, p, features);
-      return { loss: softCrossEntropy(logits, target), outputs: { logits } };
-    },
-    {
-      optim,
-      weightDecay: cfg.weightDecay ?? 0.05,
-      ...(cfg.layerDecay ? { lrScale: (p: ParamSpec) => layerScale(p.name, arch.depths, cfg.layerDecay!, layerDecayType) } : {}),
-      emaDecay: cfg.emaDecay ?? null,
-    },
-  );
-  const compiled = await CompiledGraph.create(step.graph, {
+  const build = (g: Graph, p: ReadonlyMap<string, Value>) => {
+    const image = g.input('image', 'float32', [n, 3, cfg.size, cfg.size]);
+    if (fcmae) {
+      const mask = g.input('mask', 'float32', [n, patchesPerSide(fcmae) ** 2]);
+      return { loss: fcmaeForward(fcmae, p, image, mask).loss };
+    }
+    const target = g.input('target', 'float32', [n, cfg.numClasses]);
+    let dropPath: Value[] | undefined;
+    if (dropPathRate > 0) {
+      const all = g.input('drop_path', 'float32', [blocks, n, 1, 1, 1]);
+      dropPath = Array.from({ length: blocks }, (_, k) => g.named(sliceBlock(all, k, n), `drop_path.${k}`));
+    }
+    const { features } = convnextFeatures(model, p, image, dropPath ? { dropPath } : {});
+    const { logits } = convnextHead(model, p, features);
+    return { loss: softCrossEntropy(logits, target), outputs: { logits } };
+  };
+  const options = {
+    optim,
+    weightDecay: cfg.weightDecay ?? 0.05,
+    ...(cfg.layerDecay ? { lrScale: (p: ParamSpec) => layerScale(p.name, arch.depths, cfg.layerDecay!, layerDecayType) } : {}),
+    emaDecay: cfg.emaDecay ?? null,
+  };
+  const accum = cfg.accumSteps ?? 1;
+  const name = `${cfg.kind}_${cfg.arch}`;
+  const sessionOptions = {
     ...(cfg.provider ? { provider: cfg.provider } : {}),
     ...(cfg.threads ? { threads: cfg.threads } : {}),
     ...(cfg.profile ? { profile: cfg.profile } : {}),
-  });
+  };
+  // One fused graph per step; with accumulation a forward+backward graph per micro-batch and an update graph.
+  const step = accum > 1 ? buildApplyStep(`${name}_apply`, specs, options) : buildTrainStep(name, specs, build, options);
+  const gradSession = accum > 1 ? await CompiledGraph.create(buildGradStep(`${name}_grad`, specs, build), sessionOptions) : null;
+  const compiled = await CompiledGraph.create(step.graph, sessionOptions);
   const values = cfg.initial ?? initParams(specs, cfg.seed);
   const initial = new Map<string, ort.Tensor>();
   for (const p of specs) {
@@ -129,6 +133,22 @@ export async function createTrainer(cfg: TrainerConfig): Promise<Trainer> {
   }
   const runner = new StepRunner(compiled, step.carry, initial);
   let count = cfg.resume?.step ?? 0;
+  const scalar = (out: Record<string, ort.Tensor>, k: string) => (out[k]!.data as Float32Array)[0]!;
+  const batchFeeds = (batch: Batch): Record<string, ort.Tensor> => {
+    const feeds: Record<string, ort.Tensor> = { image: tensor('float32', batch.image, [n, 3, cfg.size, cfg.size]) };
+    if (fcmae) {
+      if (!batch.mask) throw new Error('FCMAE step needs a mask');
+      feeds.mask = tensor('float32', batch.mask, [n, patchesPerSide(fcmae) ** 2]);
+    } else {
+      if (!batch.target) throw new Error('fine-tuning step needs targets');
+      feeds.target = tensor('float32', batch.target, [n, cfg.numClasses]);
+      if (dropPathRate > 0) {
+        if (!batch.dropPath) throw new Error('drop path is on: the batch needs dropPath factors');
+        feeds.drop_path = tensor('float32', batch.dropPath, [blocks, n, 1, 1, 1]);
+      }
+    }
+    return feeds;
+  };
 
   return {
     params: specs,
@@ -139,31 +159,39 @@ export async function createTrainer(cfg: TrainerConfig): Promise<Trainer> {
       return count;
     },
     async step(lr, batch) {
-      const feeds: Record<string, ort.Tensor> = {
-        image: tensor('float32', batch.image, [n, 3, cfg.size, cfg.size]),
+      const batches = Array.isArray(batch) ? (batch as readonly Batch[]) : [batch as Batch];
+      if (batches.length !== accum) throw new Error(`a step takes ${accum} micro-batch(es), got ${batches.length}`);
+      const scalars = {
         [STEP_INPUTS.lr]: tensor('float32', Float32Array.of(lr), []),
         [STEP_INPUTS.step]: tensor('float32', Float32Array.of(count + 1), []),
       };
-      if (fcmae) {
-        if (!batch.mask) throw new Error('FCMAE step needs a mask');
-        feeds.mask = tensor('float32', batch.mask, [n, patchesPerSide(fcmae) ** 2]);
-      } else {
-        if (!batch.target) throw new Error('fine-tuning step needs targets');
-        feeds.target = tensor('float32', batch.target, [n, cfg.numClasses]);
-        if (dropPathRate > 0) {
-          if (!batch.dropPath) throw new Error('drop path is on: the batch needs dropPath factors');
-          feeds.drop_path = tensor('float32', batch.dropPath, [blocks, n, 1, 1, 1]);
-        }
+      if (!gradSession) {
+        const out = await runner.step({ ...batchFeeds(batches[0]!), ...scalars });
+        count++;
+        return { loss: scalar(out, 'loss'), gradNorm: scalar(out, 'grad_norm'), ms: runner.lastStepMs, ...(out.logits ? { logits: out.logits.data as Float32Array } : {}) };
       }
-      const out = await runner.step(feeds);
+      // Gradient accumulation: mean of the micro-batch gradients, then one update (as loss / accum would give).
+      const t0 = performance.now();
+      const sums = new Map(specs.map((p) => [p.name, new Float32Array(p.shape.reduce((a, b) => a * b, 1))] as const));
+      let loss = 0;
+      let logits: Float32Array | undefined;
+      for (const b of batches) {
+        const weights: Record<string, ort.Tensor> = {};
+        for (const p of specs) weights[p.name] = runner.current(p.name);
+        const out = await gradSession.run({ ...weights, ...batchFeeds(b) });
+        for (const p of specs) {
+          const g = out[`${p.name}_grad`]!.data as Float32Array;
+          const acc = sums.get(p.name)!;
+          for (let i = 0; i < acc.length; i++) acc[i]! += g[i]! / accum;
+        }
+        loss += scalar(out, 'loss') / accum;
+        if (out.logits) logits = out.logits.data as Float32Array;
+      }
+      const grads: Record<string, ort.Tensor> = {};
+      for (const p of specs) grads[`${p.name}.grad`] = tensor('float32', sums.get(p.name)!, p.shape);
+      const out = await runner.step({ ...grads, ...scalars });
       count++;
-      const scalar = (k: string) => (out[k]!.data as Float32Array)[0]!;
-      return {
-        loss: scalar('loss'),
-        gradNorm: scalar('grad_norm'),
-        ms: runner.lastStepMs,
-        ...(out.logits ? { logits: out.logits.data as Float32Array } : {}),
-      };
+      return { loss, gradNorm: scalar(out, 'grad_norm'), ms: performance.now() - t0, ...(logits ? { logits } : {}) };
     },
     async weights() {
       const w: ParamValues = new Map();

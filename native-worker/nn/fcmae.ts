@@ -26,6 +26,11 @@ export function checkFcmae(c: FcmaeConfig): void {
   if (c.inputSize % c.patchSize) throw new Error(`FCMAE: input size ${c.inputSize} is not a multiple of ${c.patchSize}`);
   if (!(c.maskRatio > 0 && c.maskRatio < 1)) throw new Error(`FCMAE: mask ratio must be in (0, 1), got ${c.maskRatio}`);
   if (c.decoderDepth < 1) throw new Error(`FCMAE: decoder depth must be at least 1`);
+  const l = (c.inputSize / c.patchSize) ** 2;
+  const keep = Math.floor(l * (1 - c.maskRatio));
+  if (keep < 1 || keep === l) {
+    throw new Error(`FCMAE: at ${c.inputSize} px there are ${l} patches and mask ratio ${c.maskRatio} keeps ${keep}; the encoder must see some patches and the loss needs some removed (use a larger input, e.g. 64 or 96 px)`);
+  }
 }
 
 export const patchesPerSide = (c: FcmaeConfig): number => c.inputSize / c.patchSize;

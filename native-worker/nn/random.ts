@@ -1,5 +1,5 @@
-// A small seeded PRNG (xoshiro128**) so initialization, masks and augmentation are reproducible and their
-// state can be saved in a checkpoint.
+// The one seeded PRNG of the worker (xoshiro128**): initialization, masks, mixing and augmentation are
+// reproducible, and its state can be saved in a checkpoint.
 export class Rng {
   private s: Uint32Array;
 
@@ -38,15 +38,31 @@ export class Rng {
     return r;
   }
 
-  /** Uniform in [0, 1). */
-  uniform(): number {
+  /** Uniform in [0, 1) with 32 bits of resolution. */
+  float(): number {
     return this.nextU32() / 4294967296;
   }
 
-  /** Standard normal (Box-Muller). */
+  /** Uniform in [lo, hi); [0, 1) by default. */
+  uniform(lo = 0, hi = 1): number {
+    return lo + (hi - lo) * this.float();
+  }
+
+  /** Integer in [0, a), or in [a, b) when b is given. */
+  int(a: number, b?: number): number {
+    const [lo, hi] = b === undefined ? [0, a] : [a, b];
+    return lo + Math.floor(this.float() * (hi - lo));
+  }
+
+  /** True with probability p. */
+  chance(p: number): boolean {
+    return this.float() < p;
+  }
+
+  /** Standard normal (Box-Muller; one value per call, so the state alone says what comes next). */
   normal(): number {
-    const u = 1 - this.uniform();
-    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * this.uniform());
+    const u = 1 - this.float();
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * this.float());
   }
 
   /** Normal(0, std) truncated to [-2, 2] (absolute bounds, as timm's trunc_normal_ with its defaults). */
@@ -57,9 +73,13 @@ export class Rng {
     }
   }
 
-  /** Integer in [0, n). */
-  int(n: number): number {
-    return Math.floor(this.uniform() * n);
+  /** Fisher-Yates shuffle in place. */
+  shuffle<T>(items: T[]): T[] {
+    for (let i = items.length - 1; i > 0; i--) {
+      const j = this.int(i + 1);
+      [items[i], items[j]] = [items[j]!, items[i]!];
+    }
+    return items;
   }
 }
 

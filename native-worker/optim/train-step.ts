@@ -44,14 +44,45 @@ export function buildTrainStep(
   o: TrainStepOptions,
 ): TrainStep {
   const g = new Graph(name);
-  const values = new Map(params.map((p) => [p.name, g.input(p.name, 'float32', p.shape)] as const));
+  const values = paramInputs(g, params);
   const model = g.scope('forward', () => build(g, values));
+  const grads = gradients(model.loss, [...values.values()]);
+  const carry = appendOptimizer(g, params, values, (p) => g.named(grads.get(values.get(p.name)!)!, `${p.name}_grad`), o);
+  g.output(model.loss, 'loss');
+  for (const [k, v] of Object.entries(model.outputs ?? {})) g.output(v, k);
+  return { graph: g, carry, params };
+}
+
+/** For gradient accumulation: forward + backward only, outputs `loss`, the model's outputs and `<p>_grad`. */
+export function buildGradStep(name: string, params: readonly ParamSpec[], build: (g: Graph, p: ReadonlyMap<string, Value>) => StepModel): Graph {
+  const g = new Graph(name);
+  const values = paramInputs(g, params);
+  const model = g.scope('forward', () => build(g, values));
+  const grads = gradients(model.loss, [...values.values()]);
+  for (const p of params) g.output(grads.get(values.get(p.name)!)!, `${p.name}_grad`);
+  g.output(model.loss, 'loss');
+  for (const [k, v] of Object.entries(model.outputs ?? {})) g.output(v, k);
+  return g;
+}
+
+/** For gradient accumulation: the AdamW update alone, with the (averaged) gradients as inputs `<p>.grad`. */
+export function buildApplyStep(name: string, params: readonly ParamSpec[], o: TrainStepOptions): TrainStep {
+  const g = new Graph(name);
+  const values = paramInputs(g, params);
+  const carry = appendOptimizer(g, params, values, (p) => g.input(`${p.name}.grad`, 'float32', p.shape), o);
+  return { graph: g, carry, params };
+}
+
+const paramInputs = (g: Graph, params: readonly ParamSpec[]) => new Map(params.map((p) => [p.name, g.input(p.name, 'float32', p.shape)] as const));
+
+/** AdamW (+ EMA) over `params`: declares moments and step inputs, outputs `<input>.next` and `grad_norm`. */
+function appendOptimizer(g: Graph, params: readonly ParamSpec[], values: ReadonlyMap<string, Value>, gradOf: (p: ParamSpec) => Value, o: TrainStepOptions): Carry[] {
   const lr = g.input(STEP_INPUTS.lr, 'float32', []);
   const step = g.input(STEP_INPUTS.step, 'float32', []);
-  const grads = gradients(model.loss, [...values.values()]);
   const state = params.map((p) => ({
     spec: p,
     param: values.get(p.name)!,
+    grad: gradOf(p),
     expAvg: g.input(`${p.name}.exp_avg`, 'float32', p.shape),
     expAvgSq: g.input(`${p.name}.exp_avg_sq`, 'float32', p.shape),
   }));
@@ -59,7 +90,7 @@ export function buildTrainStep(
     adamw(
       state.map((s) => ({
         param: s.param,
-        grad: g.named(grads.get(s.param)!, `${s.spec.name}_grad`),
+        grad: s.grad,
         expAvg: s.expAvg,
         expAvgSq: s.expAvgSq,
         lrScale: o.lrScale?.(s.spec) ?? 1,
@@ -85,8 +116,6 @@ export function buildTrainStep(
       carry.push({ input: input.name, output: `${input.name}.next` });
     }
   });
-  g.output(model.loss, 'loss');
   g.output(gradNorm, 'grad_norm');
-  for (const [k, v] of Object.entries(model.outputs ?? {})) g.output(v, k);
-  return { graph: g, carry, params };
+  return carry;
 }

@@ -19,7 +19,7 @@ test('desktop app: importing a folder of Fashion-MNIST PNGs opens the dataset wi
   if (!existsSync(main)) return t.skip(`no Electron main process entry (${ELECTRON_MAIN}) in this checkout yet`);
 
   const dir = mkdtempSync(join(tmpdir(), 'cnx-electron-'));
-  const [data] = await Promise.all([fashionSlice(join(dir, 'fashion'), 4, 2, 1), ensureBuilt()]);
+  const [data] = await Promise.all([fashionSlice(join(dir, 'fashion'), 4, 2, 1), ensureBuilt(), ensureBuilt('preload')]);
   const app = await _electron.launch({ executablePath: exe, args: [main], cwd: REPO, env: { ...process.env, CNX_WORKSPACE: join(dir, 'ws'), OMP_NUM_THREADS: '1' } });
   try {
     const page = await app.firstWindow();

@@ -44,12 +44,19 @@ function newestMtime(dir: string): number {
   return newest;
 }
 
-/** Builds dist/<out> with vite when a renderer or common source is newer than its index.html. */
-export async function ensureBuilt(mode: 'production' | 'bench' = 'production'): Promise<string> {
-  const out = join(REPO, 'dist', mode === 'bench' ? 'bench' : 'renderer');
-  const index = join(out, 'index.html');
-  const sources = Math.max(newestMtime(join(REPO, 'renderer')), newestMtime(join(REPO, 'common')), statSync(join(REPO, 'vite.config.ts')).mtimeMs);
-  if (existsSync(index) && statSync(index).mtimeMs >= sources) return out;
+const BUILDS = {
+  production: { out: 'dist/renderer', file: 'index.html', sources: ['renderer'] },
+  bench: { out: 'dist/bench', file: 'index.html', sources: ['renderer'] },
+  preload: { out: 'dist/electron', file: 'preload.cjs', sources: ['main/electron'] },
+} as const;
+
+/** Runs a vite build (vite.config.ts's modes) when its sources or common/ are newer than its output. */
+export async function ensureBuilt(mode: keyof typeof BUILDS = 'production'): Promise<string> {
+  const b = BUILDS[mode];
+  const out = join(REPO, b.out);
+  const built = join(out, b.file);
+  const sources = Math.max(...b.sources.map((s) => newestMtime(join(REPO, s))), newestMtime(join(REPO, 'common')), statSync(join(REPO, 'vite.config.ts')).mtimeMs);
+  if (existsSync(built) && statSync(built).mtimeMs >= sources) return out;
   const { build } = await import('vite');
   await build({ configFile: join(REPO, 'vite.config.ts'), mode, logLevel: 'warn' });
   return out;

@@ -6,6 +6,7 @@
 //   FAKE_CRASH_AT      at this step, print a traceback to stderr and exit 3 without 'done'
 //   FAKE_HANG_AT       at this step, go silent (stay alive)
 //   FAKE_IGNORE_TERM   ignore SIGTERM (only SIGKILL stops it)
+//   FAKE_SAMPLE        with each checkpoint, write samples/step-N.png and announce it as a sample
 import { mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -35,7 +36,8 @@ function checkpoint(step) {
 }
 
 let step = 0;
-if (config.resume) step = JSON.parse(readFileSync(config.resume, 'utf8')).step;
+// Like run_job.py: resume takes a pointer (last.json) or a step-N(.state).safetensors file.
+if (config.resume) step = config.resume.endsWith('.json') ? JSON.parse(readFileSync(config.resume, 'utf8')).step : Number(/step-(\d+)\./.exec(config.resume)[1]);
 emit('started', { engine: 'torch', device: 'fake', params: 1, kind: config.kind, arch: config.model.arch });
 if (config.resume) emit('log', { level: 'info', message: `resumed at step ${step}` });
 
@@ -69,7 +71,15 @@ if (env.FAKE_RATE) {
       emit('done', { status: 'cancelled' });
       process.exit(0);
     }
-    if (step % every === 0 || step === total) checkpoint(step);
+    if (step % every === 0 || step === total) {
+      checkpoint(step);
+      if (env.FAKE_SAMPLE) {
+        mkdirSync(join(config.runDir, 'samples'), { recursive: true });
+        const path = join(config.runDir, 'samples', `step-${step}.png`);
+        writeFileSync(path, Buffer.from('89504e470d0a1a0a', 'hex'));
+        emit('sample', { step, kind: 'reconstruction', path });
+      }
+    }
   }
   emit('done', { status: 'completed' });
 }

@@ -1,9 +1,9 @@
 // Shared by the services tests: a tiny image dataset and manifest, small job configs for the PyTorch
 // engine, a scripted fake worker, and waiting helpers.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ApiRequest, JobConfigDraft, RunState, RunSummary } from '../../common/api.ts';
+import type { JobConfigDraft, RunState, RunSummary } from '../../common/api.ts';
 import { sealManifest } from '../../common/manifest.ts';
 import type { Workbench } from '../../main/services/workbench.ts';
 import type { EngineLauncher, EngineResolver } from '../../main/services/engines.ts';
@@ -11,8 +11,15 @@ import { photo } from './images.ts';
 
 export const FAKE_WORKER = join(import.meta.dirname, 'fake-worker.mjs');
 
+const made: string[] = [];
+
+/** A fresh folder under the system temp dir, removed when the test process exits (CNX_KEEP_TMP=1 keeps it). */
 export function tempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), `cnx-${prefix}-`));
+  const dir = mkdtempSync(join(tmpdir(), `cnx-svc-${prefix}-`));
+  // Runs write real checkpoints (tens of MB each): never leave them behind.
+  if (!made.length && !process.env.CNX_KEEP_TMP) process.once('exit', () => made.forEach((d) => rmSync(d, { recursive: true, force: true })));
+  made.push(dir);
+  return dir;
 }
 
 /** 12 small PNGs in 3 classes (9 train, 3 val) under dir/images, and a sealed manifest; returns its path. */
@@ -46,10 +53,6 @@ export function tinyJob(manifest: string, o: { steps: number; checkpointEvery: n
   };
 }
 
-export function createRequest(config: JobConfigDraft, extra: Partial<ApiRequest<'runs.create'>> = {}): ApiRequest<'runs.create'> {
-  return { config, engine: 'torch', ...extra };
-}
-
 /** Runs every job with the fake worker; `env` scripts its behaviour (see fake-worker.mjs). */
 export function fakeLauncher(env: () => NodeJS.ProcessEnv = () => ({})): EngineLauncher {
   return { command: (_engine, configPath) => ({ command: process.execPath, args: [FAKE_WORKER, configPath], env: { ...process.env, ...env() } }) };
@@ -60,19 +63,21 @@ export function fixedResolver(lane: 'gpu' | 'cpu', engine: 'torch' | 'onnx' = 't
   return { resolve: async (_choice, device) => ({ engine, lane: device === 'cpu' ? 'cpu' : lane }) };
 }
 
-export async function waitFor<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 60_000, everyMs = 25): Promise<T> {
+/** Polls `probe` until it returns something truthy; `what` (or its function, evaluated at the end) says what for. */
+export async function waitFor<T>(what: string | (() => string), probe: () => T | undefined | null | false, timeoutMs = 60_000, everyMs = 25): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = probe();
     if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 
 /** Waits until the run reaches one of `states`; returns its summary. */
 export function waitForState(wb: Workbench, runId: string, states: RunState[], timeoutMs = 90_000): Promise<RunSummary> {
-  return waitFor(`run ${runId} to be ${states.join(' or ')} (now ${wb.store.summary(runId)?.state})`, () => {
+  const what = () => `run ${runId} to be ${states.join(' or ')} (it is ${wb.store.summary(runId)?.state}: ${JSON.stringify(wb.store.summary(runId)?.error)})`;
+  return waitFor(what, () => {
     const s = wb.store.summary(runId);
     return s && states.includes(s.state) ? s : null;
   }, timeoutMs);

@@ -46,6 +46,27 @@ describe('catalog database', () => {
     }
   });
 
+  test('deleting a dataset removes its images, labels, edits and versions with it', async () => {
+    const ws = tempDir('ws');
+    const root = tempDir('src');
+    const catalog = Catalog.open(ws);
+    try {
+      mkdirSync(join(root, 'c'));
+      await photo(1, 20, 20).png().toFile(join(root, 'c', '1.png'));
+      await importDataset(catalog, { source: root, name: 'gone' });
+      setExcluded(catalog, 'gone', ['c/1.png'], true);
+      await exportManifest(catalog, 'gone', join(ws, 'm.json'));
+      catalog.deleteDataset('gone');
+      for (const table of ['datasets', 'images', 'labels', 'edits', 'edit_changes', 'dataset_versions', 'scan_issues']) {
+        assert.equal(catalog.db.prepare(`SELECT COUNT(*) FROM ${table}`).pluck().get(), 0, table);
+      }
+    } finally {
+      catalog.close();
+      removeDir(ws);
+      removeDir(root);
+    }
+  });
+
   test('unknown datasets are errors that list the known ones', () => {
     const ws = tempDir('ws');
     const catalog = Catalog.open(ws);

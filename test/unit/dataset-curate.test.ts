@@ -13,7 +13,7 @@ import { datasetStats } from '../../native-worker/data/curate/stats.ts';
 import { thumbnail } from '../../native-worker/data/curate/thumbs.ts';
 import { importDataset } from '../../native-worker/data/import/importer.ts';
 import { buildManifest } from '../../native-worker/data/manifest.ts';
-import { Rng } from '../../native-worker/data/rng.ts';
+import { Rng } from '../../native-worker/nn/random.ts';
 import { PLANTED, photo, plantFolder, removeDir, tempDir } from '../helpers/images.ts';
 
 const hex = (hi: number, lo: number) => (hi >>> 0).toString(16).padStart(8, '0') + (lo >>> 0).toString(16).padStart(8, '0');

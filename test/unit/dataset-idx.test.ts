@@ -128,6 +128,27 @@ describe('Fashion-MNIST idx import', () => {
     assert.equal(statSync(probe).mtimeMs, mtime);
   });
 
+  test('replaced idx files are written out afresh, not mixed with the old PNGs', async (t) => {
+    if (!needFashionMnist(t)) return;
+    const other = join(src, '..', 'other');
+    mkdirSync(other);
+    const a = await sliceIdx(FASHION_DIR, other, 'train', 5);
+    const first = await importDataset(catalog, { source: other, name: 'swapped', idxClasses: 'fashion-mnist' });
+    assert.equal(first.images, 5);
+    // Same file names, different images: labels shifted by one and pixels inverted.
+    const labels = Buffer.concat([Buffer.from([0, 0, 8, 1, 0, 0, 0, 5]), Buffer.from(a.labels.map((l) => (l + 1) % 10))]);
+    const images = Buffer.concat([Buffer.from([0, 0, 8, 3, 0, 0, 0, 5, 0, 0, 0, 28, 0, 0, 0, 28]), Buffer.from(a.images.map((v) => 255 - v))]);
+    writeFileSync(join(other, 'train-labels-idx1-ubyte.gz'), gzipSync(labels));
+    writeFileSync(join(other, 'train-images-idx3-ubyte.gz'), gzipSync(images));
+    const second = await importDataset(catalog, { source: other, name: 'swapped' });
+    assert.deepEqual([second.images, second.added, second.removed], [5, 5, 5], 'every image moved to the next class folder');
+    const ds = catalog.requireDataset('swapped');
+    const img = catalog.images(ds.id).find((i) => i.path.endsWith('/0.png'))!;
+    assert.equal(img.label, FASHION_MNIST_CLASSES[(a.labels[0]! + 1) % 10]);
+    const { data } = await sharp(join(ds.root, img.path)).toColourspace('b-w').raw().toBuffer({ resolveWithObject: true });
+    assert.equal(data[0], 255 - a.images[0]!);
+  });
+
   test('a truncated idx file is an error naming the file', async (t) => {
     if (!needFashionMnist(t)) return;
     const bad = join(src, '..', 'bad');
@@ -140,5 +161,7 @@ describe('Fashion-MNIST idx import', () => {
       assert.match(e.message, /train-images-idx3-ubyte: truncated: header says 50 images, file has 3/);
       return true;
     });
+    assert.equal(catalog.dataset('bad'), undefined, 'a failed first import leaves no empty dataset behind');
+    assert.equal(existsSync(join(ws, 'datasets', 'bad')), false, 'nor its half-written PNGs');
   });
 });

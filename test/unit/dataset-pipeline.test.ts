@@ -13,7 +13,7 @@ import { type Batch, createLoader } from '../../native-worker/data/pipeline/load
 import { augmentationPreview } from '../../native-worker/data/pipeline/preview.ts';
 import { FILL, RAND_AUGMENT_OPS, type RgbImage, opByName } from '../../native-worker/data/pipeline/randaugment.ts';
 import { roundHalfEven, sampleResizedCrop, sampleSeed, transformSample } from '../../native-worker/data/pipeline/transform.ts';
-import { Rng } from '../../native-worker/data/rng.ts';
+import { Rng } from '../../native-worker/nn/random.ts';
 import { photo, photoPixels, removeDir, tempDir } from '../helpers/images.ts';
 import { needTorch, runPython } from '../helpers/python.ts';
 
@@ -232,6 +232,23 @@ describe('loader', () => {
     assert.deepEqual(state, { epoch: 0, batch: 3 });
     const rest = (await collect({ resume: state, epochs: 2 - state.epoch })).batches;
     same([...head, ...rest], full);
+  });
+
+  test('a file that cannot be read fails the iteration with its path, from a worker thread too', async () => {
+    const broken = sealManifest({ ...manifest, items: [...manifest.items.slice(0, 4), { path: 'img/gone.jpg', label: 0, split: 'train' }] });
+    for (const workers of [0, 1]) {
+      const loader = createLoader({ manifest: broken, split: 'train', batchSize: 5, size: 32, train: true, workers });
+      await assert.rejects(
+        (async () => {
+          for await (const _ of loader) assert.fail('no batch expected');
+        })(),
+        (e: Error) => {
+          assert.match(e.message, new RegExp(`${join(dir, 'img', 'gone.jpg')}: .*ENOENT`));
+          return true;
+        },
+        `workers ${workers}`,
+      );
+    }
   });
 
   test('eval batches keep every item in manifest order, the last batch partial', async () => {

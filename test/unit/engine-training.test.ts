@@ -3,10 +3,11 @@
 // batches; an FCMAE step graph lowers its reconstruction loss on the same images.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { softTargets, textureBatch } from '../../native-worker/data/synthetic.ts';
+import { textureBatch } from '../../native-worker/data/synthetic.ts';
 import { createTrainer } from '../../native-worker/jobs/trainer.ts';
 import { randomMask } from '../../native-worker/nn/fcmae.ts';
 import { Rng } from '../../native-worker/nn/random.ts';
+import { smoothOneHot } from '../../native-worker/optim/recipes.ts';
 
 const argmax = (v: Float32Array) => v.indexOf(Math.max(...v));
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -19,7 +20,7 @@ test('fine-tuning ConvNeXt V2 atto on synthetic textures drives the loss down an
   let correct = 0;
   for (let i = 0; i < 100; i++) {
     const b = textureBatch(rng, n, size);
-    const r = await trainer.step(1e-3, { image: b.image, target: softTargets(b.labels, k) });
+    const r = await trainer.step(1e-3, { image: b.image, target: smoothOneHot(b.labels, k, 0) });
     assert.ok(Number.isFinite(r.loss), `loss is ${r.loss} at step ${i}`);
     losses.push(r.loss);
     // Logits come from the forward pass before this batch's update: fresh batches are held-out data.
@@ -45,4 +46,33 @@ test('FCMAE pretraining of atto lowers the masked reconstruction loss', async ()
   const first = mean(losses.slice(0, 3));
   const last = mean(losses.slice(-3));
   assert.ok(last < 0.8 * first, `reconstruction loss falls from ${first.toFixed(3)} to ${last.toFixed(3)}`);
+});
+
+test('gradient accumulation: two micro-batches of 4 give the update of one batch of 8', async () => {
+  const [size, k] = [32, 4];
+  const rng = new Rng(5);
+  const b = textureBatch(rng, 8, size);
+  const target = smoothOneHot(b.labels, k, 0);
+  const per = 3 * size * size;
+  const common = { kind: 'finetune' as const, arch: 'convnextv2_atto', size, numClasses: k, seed: 1, threads: 2, weightDecay: 0.05, optim: { clipGrad: 1, eps: 1e-3 } };
+  // eps 1e-3 keeps Adam's first step (g / (|g| + eps)) smooth in g, so the comparison measures the gradients.
+  const full = await createTrainer({ ...common, batch: 8 });
+  const split = await createTrainer({ ...common, batch: 4, accumSteps: 2 });
+  const r1 = await full.step(1e-3, { image: b.image, target });
+  const r2 = await split.step(1e-3, [
+    { image: b.image.subarray(0, 4 * per), target: target.subarray(0, 4 * k) },
+    { image: b.image.subarray(4 * per), target: target.subarray(4 * k) },
+  ]);
+  assert.ok(Math.abs(r1.loss - r2.loss) < 1e-5 * Math.abs(r1.loss), `loss ${r1.loss} vs ${r2.loss}`);
+  assert.ok(Math.abs(r1.gradNorm - r2.gradNorm) < 1e-4 * r1.gradNorm, `grad norm ${r1.gradNorm} vs ${r2.gradNorm}`);
+  const [w1, w2] = [await full.weights(), await split.weights()];
+  for (const [name, a] of w1) {
+    const c = w2.get(name)!;
+    let [num, den] = [0, 0];
+    a.forEach((v, i) => {
+      num += (v - c[i]!) ** 2;
+      den += v * v;
+    });
+    assert.ok(Math.sqrt(num / Math.max(den, 1e-30)) < 1e-5, `${name} differs by ${Math.sqrt(num / Math.max(den, 1e-30))} (relative)`);
+  }
 });

@@ -33,7 +33,7 @@ async function onnx(config: JobConfigInput, signal = new AbortController().signa
 
 const base = (kind: 'pretrain' | 'finetune' | 'eval', runDir: string, extra: Partial<JobConfigInput> = {}): JobConfigInput => ({
   version: 1, kind, runDir,
-  model: { arch: 'convnextv2_atto', numClasses: kind === 'pretrain' ? 0 : 4, inputSize: 32 },
+  model: { arch: 'convnextv2_atto', numClasses: kind === 'pretrain' ? 0 : 4, inputSize: kind === 'pretrain' ? 64 : 32 },
   data: { manifest, batchSize: 8, workers: 0, seed: 3 },
   ...(kind === 'eval' ? {} : { optim: { lr: 1e-3, totalSteps: 4, warmupSteps: 1 }, checkpointEverySteps: 2 }),
   ...extra,
@@ -55,7 +55,7 @@ test('FCMAE pretraining: events in order, checkpoints every 2 steps, last.json; 
   const samples = of(events, 'sample');
   assert.deepEqual(samples.map((e) => [e.step, e.kind]), [[2, 'reconstruction'], [4, 'reconstruction']]);
   const meta = await sharp(samples[1]!.path).metadata();
-  assert.deepEqual([meta.width, meta.height], [4 * 32, 4 * 32]);
+  assert.deepEqual([meta.width, meta.height], [4 * 64, 4 * 64]);
 
   const resumed = await onnx(base('pretrain', runDir, { optim: { lr: 1e-3, totalSteps: 6, warmupSteps: 1 }, resume: join(runDir, 'checkpoints', 'last.json') }));
   assert.deepEqual(of(resumed, 'metrics').map((e) => e.step), [5, 6], JSON.stringify(of(resumed, 'error')));
@@ -79,7 +79,7 @@ test('fine-tuning from the FCMAE encoder evaluates on val (top-1, confusion), ke
   assert.ok(existsSync(join(runDir, 'checkpoints', best.weights)));
   const bestEval = evals.filter((e) => e.weights === 'model' && e.step === best.step)[0]!;
 
-  const ev = await onnx(base('eval', join(dir, 'ev'), { init: { weights: join(runDir, 'checkpoints', best.weights) } }));
+  const ev = await onnx(base('eval', join(dir, 'ev'), { init: { weights: join(runDir, 'checkpoints', 'best.json') } }));
   const [only] = of(ev, 'eval');
   assert.deepEqual(only!.confusion, bestEval.confusion);
 });
@@ -88,6 +88,8 @@ test('a bad config or bad weights fail with a clear error event and done: failed
   const bad = await onnx({ ...base('finetune', join(dir, 'bad')), model: { arch: 'convnextv2_atto', numClasses: 4, inputSize: 48 } });
   assert.deepEqual(bad.map((e) => e.type), ['error', 'done']);
   assert.match((bad[0] as Extract<JobEvent, { type: 'error' }>).message, /^model\.inputSize: must be a multiple of 32/);
+  const tiny = await onnx(base('pretrain', join(dir, 'bad3'), { model: { arch: 'convnextv2_atto', numClasses: 0, inputSize: 32 } }));
+  assert.match(of(tiny, 'error')[0]!.message, /^model\.inputSize: FCMAE at 32 px has 1 patches and mask ratio 0\.6 keeps 0/);
   const wrong = await onnx(base('finetune', join(dir, 'bad2'), { model: { arch: 'convnextv2_atto', numClasses: 7, inputSize: 32 } }));
   assert.match(of(wrong, 'error')[0]!.message, /manifest\.json: the dataset has 4 classes, the model 7/);
 });

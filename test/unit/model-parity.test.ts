@@ -93,3 +93,23 @@ test('a checkpoint of another model is refused, naming the file and both models'
     rmSync(d, { recursive: true, force: true });
   }
 });
+
+test('cnx infer and cnx grad give the same results with --engine torch and --engine onnx', async (t) => {
+  const python = needTorch(t);
+  if (!python) return;
+  const d = mkdtempSync(join(tmpdir(), 'cnx-engines-'));
+  try {
+    runPython(python, 'test/python/model_fixtures.py', [d, 'convnextv2_atto', '32']);
+    const common = ['--arch', 'convnextv2_atto', '--weights', join(d, 'official.pt'), '--input', join(d, 'x.npy')];
+    for (const engine of ['onnx', 'torch']) {
+      await cnx('infer', ...common, '--output', join(d, `logits-${engine}.npy`), '--engine', engine, '--python', python);
+      await cnx('grad', ...common, '--labels', join(d, 'y.npy'), '--output', join(d, `grads-${engine}.safetensors`), '--loss-output', join(d, `loss-${engine}.json`), '--engine', engine, '--python', python);
+    }
+    assert.ok(relErr(f32(join(d, 'logits-onnx.npy')), f32(join(d, 'logits-torch.npy'))) < 1e-4);
+    const [a, b] = [await loadCheckpoint(join(d, 'grads-onnx.safetensors')), await loadCheckpoint(join(d, 'grads-torch.safetensors'))];
+    for (const [k, g] of b.tensors) assert.ok(relErr(a.tensors.get(k)!.data as Float32Array, g.data as Float32Array) < 1e-3, k);
+    assert.ok(Math.abs(loss(join(d, 'loss-onnx.json')) - loss(join(d, 'loss-torch.json'))) < 1e-4);
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+});

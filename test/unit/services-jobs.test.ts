@@ -96,6 +96,31 @@ describe('jobs on the PyTorch engine', () => {
   });
 });
 
+test("engine 'auto' picks the ONNX engine without a GPU; cnx run-job pauses and resumes like the PyTorch engine", async (t) => {
+  const dir = tempDir('onnxjobs');
+  const manifest = await tinyManifest(dir);
+  // The real resolver: it asks `cnx doctor` what this machine has.
+  const wb = await Workbench.open({ workspace: join(dir, 'ws'), killGraceMs: 30_000 });
+  try {
+    const info = await wb.system.info();
+    if (info.autoEngine !== 'onnx') return t.skip(`this machine has a GPU for torch; 'auto' picks ${info.autoEngine}`);
+    const run = await wb.jobs.create({ config: tinyJob(manifest, { steps: 8, checkpointEvery: 2 }), engine: 'auto', priority: 0, start: true });
+    await waitFor('step 2', () => (wb.store.summary(run.id)?.step ?? 0) >= 2, 60_000);
+    wb.jobs.pause(run.id);
+    const paused = await waitForState(wb, run.id, ['paused', 'failed', 'completed']);
+    assert.equal(paused.state, 'paused', JSON.stringify(paused.error));
+    assert.equal(paused.engine, 'onnx');
+    wb.jobs.resume(run.id);
+    const done = await waitForState(wb, run.id, ['completed', 'failed']);
+    assert.equal(done.state, 'completed', JSON.stringify(done.error));
+    assert.equal(wb.store.attempts(run.id)[1]!.resumedFromStep, paused.lastCheckpointStep);
+    const loss = wb.store.metricSeries(run.id, { names: ['loss'], points: 100 }).series[0]!;
+    assert.deepEqual(loss.toStep, [1, 2, 3, 4, 5, 6, 7, 8]);
+  } finally {
+    await wb.close();
+  }
+});
+
 describe('jobs with a scripted worker', () => {
   let wb: Workbench;
   let env: NodeJS.ProcessEnv = {};
@@ -129,6 +154,18 @@ describe('jobs with a scripted worker', () => {
     assert.equal(wb.store.summary(cpu.id)!.lane, 'cpu');
   });
 
+  test('cancelling a worker that ignores SIGTERM kills it after the grace time', async () => {
+    env = { FAKE_STEP_MS: '10', FAKE_IGNORE_TERM: '1' };
+    const run = await wb.jobs.create({ config: job(1000), engine: 'torch', priority: 0, start: true });
+    await waitFor('a step', () => (wb.store.summary(run.id)?.step ?? 0) >= 1);
+    const t0 = Date.now();
+    assert.equal(wb.jobs.cancel(run.id).state, 'cancelling');
+    const cancelled = await waitForState(wb, run.id, ['cancelled', 'failed', 'interrupted'], 10_000);
+    assert.equal(cancelled.state, 'cancelled');
+    assert.equal(wb.store.attempts(run.id)[0]!.signal, 'SIGKILL');
+    assert.ok(Date.now() - t0 >= 900, 'SIGTERM first, SIGKILL after the 1 s grace');
+  });
+
   test('a crashing worker fails its run with the last stderr lines', async () => {
     env = { FAKE_STEP_MS: '5', FAKE_CRASH_AT: '3' };
     const run = await wb.jobs.create({ config: job(10), engine: 'torch', priority: 0, start: true });
@@ -159,6 +196,80 @@ describe('jobs with a scripted worker', () => {
       assert.match(failed.error!.message, /cannot start the torch engine: .*ENOENT/);
     } finally {
       await broken.close();
+    }
+  });
+
+  test('queued runs can be held, cancelled, reprioritised and deleted; active ones cannot be deleted', async () => {
+    env = { FAKE_STEP_MS: '20' };
+    const blocker = await wb.jobs.create({ config: job(50), engine: 'torch', priority: 0, start: true });
+    await waitForState(wb, blocker.id, ['running']);
+    const held = await wb.jobs.create({ config: job(2), engine: 'torch', priority: 0, start: true });
+    const doomed = await wb.jobs.create({ config: job(2), engine: 'torch', priority: 0, start: false });
+    assert.equal(doomed.state, 'paused', 'created without starting');
+    assert.equal(wb.jobs.pause(held.id).state, 'paused');
+    assert.equal(wb.jobs.cancel(doomed.id).state, 'cancelled');
+    assert.equal(wb.jobs.setPriority(held.id, 7).priority, 7);
+    await assert.rejects(wb.jobs.delete(blocker.id), /is running; cancel or pause it/);
+    assert.throws(() => wb.jobs.resume(blocker.id), /only paused, interrupted, failed, cancelled runs can resume/);
+    await wb.jobs.delete(doomed.id);
+    assert.equal(wb.store.summary(doomed.id), undefined);
+    assert.equal(existsSync(wb.store.runDir(doomed.id)), false, 'its folder is gone');
+    wb.jobs.cancel(blocker.id);
+    await waitForState(wb, blocker.id, ['cancelled']);
+    wb.jobs.resume(held.id);
+    await waitForState(wb, held.id, ['completed']);
+  });
+
+  test('samples become artifacts of their run', async () => {
+    env = { FAKE_STEP_MS: '5', FAKE_SAMPLE: '1' };
+    const run = await wb.jobs.create({ config: job(10), engine: 'torch', priority: 0, start: true });
+    await waitForState(wb, run.id, ['completed']);
+    assert.deepEqual(wb.store.artifacts(run.id).map((a) => [a.step, a.kind, a.path]), [
+      [5, 'reconstruction', 'samples/step-5.png'],
+      [10, 'reconstruction', 'samples/step-10.png'],
+    ]);
+    assert.deepEqual(wb.store.events(run.id, { types: ['sample'], afterSeq: 0, limit: 10 }).map((e) => e.event.type), ['sample', 'sample']);
+  });
+
+  test('closing the workbench pauses a running job with a checkpoint; it resumes after reopening', async () => {
+    env = { FAKE_STEP_MS: '20' };
+    const ws = join(workspace, '..', 'ws3');
+    let wb2 = await Workbench.open({ workspace: ws, resolver: fixedResolver('gpu'), launcher: fakeLauncher(() => env) });
+    const run = await wb2.jobs.create({ config: job(200), engine: 'torch', priority: 0, start: true });
+    await waitFor('a few steps', () => (wb2.store.summary(run.id)?.step ?? 0) >= 3);
+    await wb2.close({ jobTimeoutMs: 5000 });
+    wb2 = await Workbench.open({ workspace: ws, resolver: fixedResolver('gpu'), launcher: fakeLauncher(() => ({ FAKE_STEP_MS: '1' })) });
+    try {
+      const paused = wb2.store.summary(run.id)!;
+      assert.equal(paused.state, 'paused');
+      assert.ok(paused.lastCheckpointStep! >= 3);
+      wb2.jobs.resume(run.id);
+      await waitForState(wb2, run.id, ['completed']);
+      assert.equal(wb2.store.attempts(run.id)[1]!.resumedFromStep, paused.lastCheckpointStep);
+    } finally {
+      await wb2.close();
+    }
+  });
+
+  test('lines the database missed (a crash between log and transaction) are replayed from the log on start', async () => {
+    env = { FAKE_STEP_MS: '1' };
+    const ws = join(workspace, '..', 'ws4');
+    let wb2 = await Workbench.open({ workspace: ws, resolver: fixedResolver('gpu'), launcher: fakeLauncher(() => env) });
+    const run = await wb2.jobs.create({ config: job(20), engine: 'torch', priority: 0, start: true });
+    await waitForState(wb2, run.id, ['completed']);
+    const full = wb2.store.metricSeries(run.id, { points: 100 });
+    // Roll the database back to just after the attempt started, as if the service died right then.
+    const attemptSeq = wb2.store.db.prepare("SELECT seq FROM run_events WHERE run_id = ? AND type = 'started'").pluck().get(run.id) as number;
+    wb2.store.db.prepare("UPDATE runs SET state = 'running', event_seq = ?, step = NULL WHERE id = ?").run(attemptSeq - 1, run.id);
+    wb2.store.db.prepare('DELETE FROM metrics WHERE run_id = ?').run(run.id);
+    wb2.store.db.prepare("UPDATE jobs SET outcome = NULL, ended_at = NULL, done_status = NULL WHERE run_id = ?").run(run.id);
+    await wb2.close();
+    wb2 = await Workbench.open({ workspace: ws, resolver: fixedResolver('gpu'), launcher: fakeLauncher(() => env) });
+    try {
+      assert.equal(wb2.store.summary(run.id)!.state, 'completed', 'the replayed lines say it finished');
+      assert.deepEqual(wb2.store.metricSeries(run.id, { points: 100 }), full);
+    } finally {
+      await wb2.close();
     }
   });
 

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { cell, topConfusions } from '../../renderer/lib/confusion.ts';
 import { RateEstimator } from '../../renderer/lib/eta.ts';
-import { formatBytes, formatDuration } from '../../renderer/lib/format.ts';
+import { formatBytes, formatDuration, shellQuote } from '../../renderer/lib/format.ts';
 import { formatRoute, parseRoute } from '../../renderer/lib/route.ts';
 import { extentOf, formatNumber, logTicks, niceTicks, padExtent } from '../../renderer/lib/scale.ts';
 import { gridLayout, moveFocus, pagesFor, scrollToRow, visibleRange } from '../../renderer/lib/virtual-grid.ts';
@@ -29,6 +29,12 @@ test('numbers read compactly', () => {
   assert.equal(formatDuration(75), '1m 15s');
   assert.equal(formatDuration(3725), '1h 02m');
   assert.equal(formatDuration(null), '—');
+});
+
+test('shell words are quoted only when they need it, quotes included', () => {
+  assert.equal(shellQuote('/ws/runs/a/step-4.safetensors'), '/ws/runs/a/step-4.safetensors');
+  assert.equal(shellQuote('Ankle boot,Bag'), `'Ankle boot,Bag'`);
+  assert.equal(shellQuote(`it's`), `'it'\\''s'`);
 });
 
 test('extents skip non-finite values (and non-positive ones on a log axis); a flat series gets a band', () => {

@@ -155,17 +155,16 @@ export function exactDuplicateGroups(catalog: Catalog, datasetId: number): Dupli
  * group holds at least two different files (same-bytes copies alone are exact duplicates, not near ones).
  */
 export function nearDuplicateGroups(catalog: Catalog, datasetId: number, threshold = DEFAULT_NEAR_THRESHOLD): DuplicateGroup[] {
+  // Only the hashes for the whole dataset (two short strings per image); rows are fetched for group members.
   const rows = catalog.db
-    .prepare(
-      `SELECT i.id, i.path, l.name AS label, i.split, i.phash, i.content_hash AS hash FROM images i LEFT JOIN labels l ON l.id = i.label_id
-       WHERE i.dataset_id = ? AND (i.flags & ${FLAG_CORRUPT}) = 0 AND i.phash IS NOT NULL ORDER BY i.path`,
-    )
-    .all(datasetId) as (DuplicateImage & { phash: string; hash: string })[];
+    .prepare(`SELECT id, phash, content_hash AS hash FROM images WHERE dataset_id = ? AND (flags & ${FLAG_CORRUPT}) = 0 AND phash IS NOT NULL ORDER BY path`)
+    .all(datasetId) as { id: number; phash: string; hash: string }[];
+  const member = catalog.db.prepare('SELECT i.id, i.path, l.name AS label, i.split FROM images i LEFT JOIN labels l ON l.id = i.label_id WHERE i.id = ?');
   const groups: DuplicateGroup[] = [];
   for (const g of groupNearHashes(rows.map((r) => r.phash), threshold)) {
     const members = g.map((i) => rows[i]!);
     if (new Set(members.map((m) => m.hash)).size < 2) continue;
-    groups.push({ key: members[0]!.phash, images: members.map(({ id, path, label, split }) => ({ id, path, label, split })) });
+    groups.push({ key: members[0]!.phash, images: members.map((m) => member.get(m.id) as DuplicateImage) });
   }
   return groups;
 }

@@ -2,7 +2,8 @@
 // one logged edit in the catalog and can be undone.
 import { type Catalog, CatalogError } from '../catalog/catalog.ts';
 import { FLAG_CORRUPT, FLAG_EXCLUDED, type EditRow, type FieldChange, type ImageRow, type Split } from '../catalog/types.ts';
-import { Rng, mixSeed } from '../rng.ts';
+import { Rng } from '../../nn/random.ts';
+import { mixSeed } from '../rng.ts';
 
 /** The images at these paths; an unknown path is an error that names it. */
 function imagesAt(catalog: Catalog, datasetId: number, paths: readonly string[]): ImageRow[] {

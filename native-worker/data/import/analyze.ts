@@ -87,12 +87,32 @@ const problem = (code: ImageProblem, detail: string): ImageAnalysis => ({
   problem: { code, detail },
 });
 
-/** Maps libvips' messages to our problem codes; the original message is kept as the detail. */
-function classifyDecodeError(e: unknown): { code: ImageProblem; detail: string } {
-  const msg = e instanceof Error ? e.message : String(e);
+const PNG_END = Buffer.from([0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82]);
+
+/** A JPEG without its end-of-image marker, or a PNG without its IEND chunk, was cut short. */
+function cutShort(buf: Buffer): string | null {
+  if (buf[0] === 0xff && buf[1] === 0xd8) {
+    let end = buf.length;
+    while (end > 2 && buf[end - 1] === 0) end--; // some writers pad after the marker
+    return buf[end - 2] === 0xff && buf[end - 1] === 0xd9 ? null : 'JPEG has no end-of-image marker';
+  }
+  if (buf[0] === 0x89 && buf[1] === 0x50 && buf[2] === 0x4e && buf[3] === 0x47) {
+    return buf.subarray(-PNG_END.length).equals(PNG_END) ? null : 'PNG has no IEND chunk';
+  }
+  return null;
+}
+
+/**
+ * Why a decode failed. Truncation is recognised from the file itself: libvips keeps one error buffer for
+ * all threads, so with concurrent decodes its message can belong to another file or be missing.
+ */
+function classifyDecodeError(e: unknown, buf: Buffer): { code: ImageProblem; detail: string } {
+  const short = cutShort(buf);
+  if (short) return { code: 'truncated', detail: `truncated file: ${short}` };
+  const msg = (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
   if (/unsupported image format/i.test(msg)) return { code: 'unsupported-format', detail: 'not a recognised image format' };
-  if (/premature end|truncated|unexpected end|not enough data|read error|short read/i.test(msg)) return { code: 'truncated', detail: `truncated file: ${msg}` };
-  return { code: 'undecodable', detail: msg };
+  if (/premature end|truncated|unexpected end|not enough data/i.test(msg)) return { code: 'truncated', detail: `truncated file: ${msg}` };
+  return { code: 'undecodable', detail: msg === 'Unknown error' ? 'cannot be decoded (libvips gave no reason)' : msg };
 }
 
 export interface AnalyzeOptions {
@@ -117,7 +137,7 @@ export async function analyzeImage(abs: string, opts: AnalyzeOptions = {}): Prom
     // Header only: safe even for a bomb, and gives the size to check against the pixel limit.
     meta = await sharp(buf, { limitInputPixels: false }).metadata();
   } catch (e) {
-    const p = classifyDecodeError(e);
+    const p = classifyDecodeError(e, buf);
     return { bytes: buf.length, analysis: withHash(problem(p.code, p.detail)) };
   }
   const width = meta.autoOrient.width;
@@ -130,7 +150,7 @@ export async function analyzeImage(abs: string, opts: AnalyzeOptions = {}): Prom
   try {
     phash = await perceptualHash(buf, maxPixels);
   } catch (e) {
-    const p = classifyDecodeError(e);
+    const p = classifyDecodeError(e, buf);
     return { bytes: buf.length, analysis: withHash(problem(p.code, p.detail)) };
   }
   return {

@@ -1,8 +1,8 @@
 // MNIST-family idx files (LeCun's format, as Fashion-MNIST ships them, optionally gzipped): decoded as a
 // stream and written out as one PNG per image, so everything downstream only ever sees image files.
 import { createReadStream } from 'node:fs';
-import { access, mkdir, open, readdir, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { access, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import sharp from 'sharp';
@@ -122,6 +122,8 @@ export async function* readIdxImages(file: string, signal?: AbortSignal): AsyncG
 
 export interface MaterializeOptions {
   classes: readonly string[];
+  /** Remembers which idx files the PNGs came from; when those change, the PNGs are written afresh. */
+  sourceFile: string;
   signal?: AbortSignal;
   concurrency?: number;
   onProgress?: (done: number, total: number) => void;
@@ -133,6 +135,15 @@ export interface MaterializeOptions {
  */
 export async function materializeIdx(dir: string, outRoot: string, tmpDir: string, opts: MaterializeOptions): Promise<{ written: number; existing: number }> {
   const pairs = await findIdxPairs(dir);
+  const stats = await Promise.all(pairs.flatMap((p) => [p.images, p.labels]).map(async (f) => ({ file: f, ...pick(await stat(f)) })));
+  const fingerprint = JSON.stringify({ classes: opts.classes, files: stats });
+  const previous = await readFile(opts.sourceFile, 'utf8').catch(() => null);
+  if (previous !== fingerprint) {
+    // New or changed idx files: PNGs from before would be skipped as 'already written', so drop them.
+    await rm(outRoot, { recursive: true, force: true });
+    await mkdir(dirname(opts.sourceFile), { recursive: true });
+    await writeFile(opts.sourceFile, fingerprint);
+  }
   const labelsByPair = await Promise.all(pairs.map((p) => readIdxLabels(p.labels)));
   const total = labelsByPair.reduce((s, l) => s + l.length, 0);
   await mkdir(tmpDir, { recursive: true });
@@ -167,6 +178,8 @@ export async function materializeIdx(dir: string, outRoot: string, tmpDir: strin
   }
   return { written, existing };
 }
+
+const pick = (st: { size: number; mtimeMs: number }) => ({ bytes: st.size, mtimeMs: st.mtimeMs });
 
 /** Passes images through, failing if the images file holds more images than the labels file has labels. */
 async function* checkCount(images: AsyncGenerator<IdxImage>, labels: number, pair: IdxPair): AsyncGenerator<IdxImage> {

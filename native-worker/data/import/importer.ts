@@ -2,7 +2,7 @@
 // analysed at a time, and results are written in batches, each one transaction: a crash loses at most the
 // batch in flight, and a rerun skips every file already cataloged unchanged and completes the scan.
 import { availableParallelism } from 'node:os';
-import { stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { type Catalog, CatalogError } from '../catalog/catalog.ts';
 import { FLAG_CORRUPT, type DatasetKind, type DatasetRow, type Issue, type ScanRecord } from '../catalog/types.ts';
@@ -78,7 +78,7 @@ async function detectKind(source: string, isDir: boolean): Promise<DatasetKind> 
 }
 
 /** The dataset row for this source: created on first import, checked against the source on rescans. */
-async function datasetFor(catalog: Catalog, opts: ImportOptions): Promise<DatasetRow> {
+async function datasetFor(catalog: Catalog, opts: ImportOptions): Promise<{ ds: DatasetRow; created: boolean }> {
   const source = resolve(opts.source);
   const st = await stat(source).catch((e: NodeJS.ErrnoException) => {
     throw new ImportError(`${source}: ${e.code === 'ENOENT' ? 'no such file or folder' : `cannot read (${e.code})`}`);
@@ -93,10 +93,10 @@ async function datasetFor(catalog: Catalog, opts: ImportOptions): Promise<Datase
     if (existing.source !== source || existing.kind !== kind) {
       throw new CatalogError(`dataset '${name}' already exists for ${existing.kind} ${existing.source}; choose another --name`);
     }
-    return existing;
+    return { ds: existing, created: false };
   }
   const root = kind === 'csv' ? dirname(source) : kind === 'idx' ? join(catalog.workspace, 'datasets', name, 'files') : source;
-  return catalog.createDataset({ name, kind, source, root });
+  return { ds: catalog.createDataset({ name, kind, source, root }), created: true };
 }
 
 function candidates(ds: DatasetRow, opts: ImportOptions, classes: readonly string[]): AsyncGenerator<Candidate> {
@@ -116,7 +116,21 @@ function candidates(ds: DatasetRow, opts: ImportOptions, classes: readonly strin
 
 /** Imports `opts.source`, or rescans it when a dataset with that name and source exists. */
 export async function importDataset(catalog: Catalog, opts: ImportOptions): Promise<ImportSummary> {
-  const ds = await datasetFor(catalog, opts);
+  const { ds, created } = await datasetFor(catalog, opts);
+  try {
+    return await scan(catalog, ds, opts);
+  } catch (e) {
+    // A first import that failed before cataloging anything (bad idx files, say) leaves no empty dataset
+    // behind to block the name; one with images keeps them so a rerun continues.
+    if (created && !catalog.db.prepare('SELECT 1 FROM images WHERE dataset_id = ? LIMIT 1').get(ds.id)) {
+      catalog.deleteDataset(ds.name);
+      if (ds.kind === 'idx') await rm(join(catalog.workspace, 'datasets', ds.name), { recursive: true, force: true });
+    }
+    throw e;
+  }
+}
+
+async function scan(catalog: Catalog, ds: DatasetRow, opts: ImportOptions): Promise<ImportSummary> {
   const progress: ImportProgress = { phase: 'scan', done: 0, total: null, added: 0, changed: 0, unchanged: 0, issues: 0 };
   let lastReport = 0;
   const report = (force = false) => {
@@ -132,6 +146,7 @@ export async function importDataset(catalog: Catalog, opts: ImportOptions): Prom
     progress.phase = 'materialize';
     await materializeIdx(ds.source, ds.root, join(catalog.workspace, 'datasets', ds.name, 'tmp'), {
       classes,
+      sourceFile: join(catalog.workspace, 'datasets', ds.name, 'source.json'),
       ...(opts.signal ? { signal: opts.signal } : {}),
       onProgress: (done, total) => {
         progress.done = done;

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Manifest, Split } from '../../../common/manifest.ts';
 import { forEachConcurrent } from '../import/pool.ts';
-import { Rng, mixSeed } from '../rng.ts';
+import { Rng } from '../../nn/random.ts';
+import { mixSeed } from '../rng.ts';
 import { type TrainMode, type TransformConfig, type TransformOptions, resolveTransform } from './config.ts';
 import { normalizeLuts, sampleSeed, transformSample } from './transform.ts';
 import type { BatchReply, BatchRequest, WorkerInit } from './worker.ts';
@@ -24,7 +25,7 @@ export interface LoaderOptions {
   seed?: number;
   /** Worker threads; 0 transforms on the calling thread. Default: cores - 1. */
   workers?: number;
-  /** Batches requested ahead of the consumer (bounds memory). Default: 2 per worker, at least 2. */
+  /** Batches requested ahead of the consumer (bounds memory). Default: one per worker plus one, at least 2. */
   prefetch?: number;
   /** Epochs to run from the start (or the resume point). Default 1. */
   epochs?: number;
@@ -114,7 +115,9 @@ class PoolLoader implements Loader {
     this.seed = opts.seed ?? 0;
     this.shuffle = opts.shuffle ?? opts.train;
     this.workerCount = Math.max(0, opts.workers ?? Math.max(1, availableParallelism() - 1));
-    this.prefetch = Math.max(1, opts.prefetch ?? Math.max(2, 2 * this.workerCount));
+    // Batches go to workers round-robin, so workers + 1 in flight keeps every worker busy while the
+    // consumer holds one; more would only hold memory (a 64 x 224^2 batch is 38 MB).
+    this.prefetch = Math.max(1, opts.prefetch ?? Math.max(2, this.workerCount + 1));
     this.position = { ...(opts.resume ?? { epoch: 0, batch: 0 }) };
     if (this.position.batch >= this.batchesPerEpoch || this.position.batch < 0) throw new LoaderError(`resume batch ${this.position.batch} is outside 0..${this.batchesPerEpoch - 1}`);
     this.lastEpoch = this.position.epoch + (opts.epochs ?? 1);

@@ -1,7 +1,7 @@
 // RandAugment as timm's `rand-m{M}-mstd{S}-inc1` (the ConvNeXt fine-tuning recipe) on 8-bit RGB images:
 // the same 15 "increasing" ops, level functions and fill colour. Geometric ops sample bilinearly where timm
 // uses PIL bicubic; for augmentation the difference does not matter and bilinear is a third of the work.
-import type { Rng } from '../rng.ts';
+import type { Rng } from '../../nn/random.ts';
 import type { RandAugmentConfig } from './config.ts';
 
 /** Interleaved RGB, row-major: data[(y * width + x) * 3 + c]. */

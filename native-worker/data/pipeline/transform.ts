@@ -2,7 +2,8 @@
 // float32 CHW and random erasing. The same function serves the loader workers and the UI preview.
 import { readFileSync } from 'node:fs';
 import sharp, { type Sharp, type SharpOptions } from 'sharp';
-import { Rng, mixSeed } from '../rng.ts';
+import { Rng } from '../../nn/random.ts';
+import { mixSeed } from '../rng.ts';
 import { DEFAULT_MAX_PIXELS } from '../import/analyze.ts';
 import type { TransformConfig } from './config.ts';
 import { readJpegHeader } from './jpeg-header.ts';
@@ -106,7 +107,7 @@ export function flipHorizontal(img: RgbImage): void {
  * instead resized so that the crop lands on size x size and cut out afterwards: libvips then decodes the
  * JPEG shrunk on load (2x/4x/8x in the DCT) and never below the output resolution.
  */
-async function trainGeometry(buf: Buffer, file: string, cfg: TransformConfig, rng: Rng): Promise<RgbImage> {
+async function trainGeometry(buf: Buffer, file: string, cfg: TransformConfig, rng: Rng): Promise<{ img: RgbImage; flip: boolean }> {
   const src = await openSource(buf);
   const { width: W, height: H } = src;
   const box = sampleResizedCrop(W, H, cfg.scale, cfg.ratio, rng);
@@ -126,9 +127,7 @@ async function trainGeometry(buf: Buffer, file: string, cfg: TransformConfig, rn
   } else {
     s = s.extract(box).resize(size, size, { fit: 'fill', kernel: 'cubic' });
   }
-  const img = await rawRgb(s, file, size);
-  if (flip) flipHorizontal(img);
-  return img;
+  return { img: await rawRgb(s, file, size), flip };
 }
 
 /** Eval geometry: shorter side to floor(size / cropPct) (bicubic), centre crop, as timm/torchvision do. */
@@ -153,14 +152,21 @@ export function normalizeLuts(cfg: Pick<TransformConfig, 'mean' | 'std'>): Float
   return [0, 1, 2].map((c) => Float32Array.from({ length: 256 }, (_, v) => (v / 255 - cfg.mean[c]!) / cfg.std[c]!));
 }
 
-/** HWC uint8 -> CHW float32 at out[offset..], one channel per pass (sequential writes are faster). */
-function normalizeInto(img: RgbImage, luts: readonly Float32Array[], out: Float32Array, offset: number): void {
-  const plane = img.width * img.height;
-  const d = img.data;
-  for (let c = 0; c < 3; c++) {
-    const lut = luts[c]!;
-    const dst = out.subarray(offset + c * plane, offset + (c + 1) * plane);
-    for (let p = 0, i = c; p < plane; p++, i += 3) dst[p] = lut[d[i]!]!;
+/** HWC uint8 -> CHW float32 at out[offset..], mirrored left-right when `flip` (free in this pass). */
+function normalizeInto(img: RgbImage, luts: readonly Float32Array[], out: Float32Array, offset: number, flip: boolean): void {
+  const { data: d, width: w, height: h } = img;
+  const plane = w * h;
+  const [l0, l1, l2] = luts as [Float32Array, Float32Array, Float32Array];
+  const [o0, o1, o2] = [out.subarray(offset, offset + plane), out.subarray(offset + plane, offset + 2 * plane), out.subarray(offset + 2 * plane, offset + 3 * plane)];
+  for (let y = 0; y < h; y++) {
+    const row = y * w;
+    const step = flip ? -3 : 3;
+    for (let x = 0, i = (flip ? row + w - 1 : row) * 3; x < w; x++, i += step) {
+      const p = row + x;
+      o0[p] = l0[d[i]!]!;
+      o1[p] = l1[d[i + 1]!]!;
+      o2[p] = l2[d[i + 2]!]!;
+    }
   }
 }
 
@@ -193,17 +199,24 @@ function randomErase(out: Float32Array, offset: number, size: number, rng: Rng):
  */
 export async function transformSample(file: string, cfg: TransformConfig, seed: number, out: Float32Array, offset: number, luts = normalizeLuts(cfg)): Promise<void> {
   let img: RgbImage;
+  let flip = false;
   const rng = new Rng(seed);
   try {
     // Synchronous read: one syscall sequence instead of four thread-pool round trips; a loader worker has
     // nothing else to do meanwhile.
     const buf = readFileSync(file);
-    img = cfg.train ? await trainGeometry(buf, file, cfg, rng) : await evalGeometry(buf, file, cfg);
+    if (cfg.train) ({ img, flip } = await trainGeometry(buf, file, cfg, rng));
+    else img = await evalGeometry(buf, file, cfg);
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     throw new Error(msg.startsWith(file) ? msg : `${file}: ${msg}`, { cause: e });
   }
-  if (cfg.train && cfg.randAugment) img = randAugment(img, cfg.randAugment, rng);
-  normalizeInto(img, luts, out, offset);
+  if (cfg.train && cfg.randAugment) {
+    // RandAugment sees the flipped image, as in torchvision's order.
+    if (flip) flipHorizontal(img);
+    flip = false;
+    img = randAugment(img, cfg.randAugment, rng);
+  }
+  normalizeInto(img, luts, out, offset, flip);
   if (cfg.train && cfg.reprob > 0 && rng.chance(cfg.reprob)) randomErase(out, offset, cfg.size, rng);
 }

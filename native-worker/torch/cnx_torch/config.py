@@ -320,6 +320,13 @@ def parse_job_config(raw: Any) -> JobConfig:
         raise ConfigError("resume", "an eval job cannot resume")
     if kind in ("finetune", "eval") and model.num_classes < 1:
         raise ConfigError("model.numClasses", f"a {kind} job needs at least one class")
+    if kind == "pretrain":
+        patches = (model.input_size // 32) ** 2
+        keep = int(patches * (1 - fcmae.mask_ratio))
+        if keep < 1 or keep == patches:
+            raise ConfigError("model.inputSize", f"FCMAE at {model.input_size} px has {patches} patches and mask ratio "
+                                                 f"{fcmae.mask_ratio} keeps {keep}: the encoder must see some patches and "
+                                                 "the loss needs some removed (use 64 px or more)")
     if kind == "pretrain" and optim is not None:
         if optim.layer_decay is not None:
             raise ConfigError("optim.layerDecay", "layer-wise lr decay applies to fine-tuning only")

@@ -1,0 +1,142 @@
+// `cnx analyze`: the paper's V1-vs-V2 feature analyses for one or more checkpoints on the same images:
+// per-layer cosine distance (CSV + JSON), activation grids (PNG), dead/constant channels, GRN statistics.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import sharp from 'sharp';
+import { type Manifest, sealManifest } from '../../common/manifest.ts';
+import { type Arch, parseArch } from '../../common/variants.ts';
+import { FeatureProbe, activationGrid, grnStats, layersOf } from '../analysis/features.ts';
+import { loadCheckpoint } from '../checkpoint/load.ts';
+import { exportManifest, readManifest } from '../data/manifest.ts';
+import { createLoader } from '../data/pipeline/loader.ts';
+import type { ParamValues } from '../nn/params.ts';
+import { type Command, CliError, parseOptions } from './command.ts';
+import { withCatalog } from './dataset/shared.ts';
+import { createProgress } from './progress.ts';
+
+const HELP = `usage: cnx analyze --checkpoint A [--checkpoint B ...] (--manifest FILE | --dataset NAME) --out DIR
+                   [--split val] [--images 64] [--size 224] [--batch 16] [--grid-layer K] [--grid-image 0] [--workspace DIR]
+
+For each checkpoint (V1 or V2, any supported format) on the same images (spread over the classes):
+  cosine-distance.csv / analysis.json   per-layer feature cosine distance (paper Fig. 4) against the normalized
+                                        layer index, dead and constant channel counts, GRN gamma/beta statistics
+  activations-<model>.png               64 channels of layer K (default: the last of stage 2) for one image (Fig. 3)`;
+
+export const analyzeCommand: Command = {
+  summary: 'V1 vs V2 feature analysis: cosine distance per layer, activation grids, GRN stats',
+  async run(args) {
+    const o = parseOptions(args, {
+      checkpoint: { type: 'string', multiple: true }, manifest: { type: 'string' }, dataset: { type: 'string' }, out: { type: 'string' },
+      split: { type: 'string', default: 'val' }, images: { type: 'string', default: '64' }, size: { type: 'string', default: '224' },
+      batch: { type: 'string', default: '16' }, 'grid-layer': { type: 'string' }, 'grid-image': { type: 'string', default: '0' }, workspace: { type: 'string' },
+    }, HELP);
+    if (!o) return 0;
+    const v = o.values;
+    const checkpoints = (v.checkpoint as string[] | undefined) ?? [];
+    if (!checkpoints.length || !v.out) throw new CliError(`give at least one --checkpoint and --out\n\n${HELP}`);
+    const [count, size, batch, gridImage] = [Number(v.images), Number(v.size), Number(v.batch), Number(v['grid-image'])];
+    if (!(count >= 1) || size % 32 || !(batch >= 1)) throw new CliError('--images and --batch must be positive, --size a multiple of 32');
+    const out = resolve(v.out);
+    mkdirSync(out, { recursive: true });
+    const manifest = await pickImages(await manifestOf(v.manifest, v.dataset, v.workspace, out), v.split === 'train' || v.split === 'test' ? v.split : 'val', count);
+    const images = await loadImages(manifest, batch, size);
+    const progress = createProgress();
+    const models: { checkpoint: string; arch: string; layers: object[]; grn: object[] }[] = [];
+    for (const file of checkpoints) {
+      const ck = await loadCheckpoint(file).catch((e: Error) => {
+        throw new CliError(e.message);
+      });
+      if (ck.arch.decoder) throw new CliError(`${file}: an FCMAE checkpoint; analyze its encoder by exporting it first, or pass a classifier`);
+      const arch = parseArch(`${ck.arch.version === 2 ? 'convnextv2' : 'convnext'}_${ck.variant}`);
+      const weights: ParamValues = new Map([...ck.tensors].flatMap(([k, t]) => (t.dtype === 'float32' ? [[k, t.data] as const] : [])));
+      const layers = layersOf(arch);
+      const gridLayer = v['grid-layer'] !== undefined ? Number(v['grid-layer']) : layers.findLastIndex((l) => l.stage === 2);
+      if (!(gridLayer >= 0 && gridLayer < layers.length)) throw new CliError(`--grid-layer must be in 0..${layers.length - 1}`);
+      const probe = await FeatureProbe.create(arch, batch, size);
+      const distance = new Float64Array(layers.length);
+      const dead = new Float64Array(layers.length);
+      const constant = new Float64Array(layers.length);
+      try {
+        for (const [b, chunk] of images.entries()) {
+          progress.update(`${basename(file)}: batch ${b + 1}/${images.length}`);
+          const wantGrid = gridImage >= b * batch && gridImage < b * batch + chunk.rows;
+          const r = await probe.run(weights, chunk.images, wantGrid ? new Set([gridLayer]) : new Set());
+          r.stats.forEach((st, k) => {
+            for (let i = 0; i < chunk.rows; i++) distance[k]! += st.distance[i]! / manifest.items.length;
+            dead[k]! += st.dead / images.length;
+            constant[k]! += st.constant / images.length;
+          });
+          const map = r.maps.get(gridLayer);
+          if (map) await writeGrid(map, arch, gridLayer, batch, size, gridImage - b * batch, join(out, `activations-${slug(file)}.png`));
+        }
+      } finally {
+        await probe.release();
+      }
+      models.push({
+        checkpoint: file, arch: arch.name,
+        layers: layers.map((l, k) => ({ ...l, distance: distance[k], dead: Math.round(dead[k]!), constant: Math.round(constant[k]!) })),
+        grn: grnStats(arch, weights),
+      });
+    }
+    progress.done();
+    writeFileSync(join(out, 'analysis.json'), JSON.stringify({ images: manifest.items.length, size, split: v.split, models }, null, 2));
+    const rows = ['layer,depth,' + models.map((m) => `${slug(m.checkpoint)}`).join(',')];
+    const longest = models.reduce((a, m) => (m.layers.length > a.layers.length ? m : a), models[0]!);
+    longest.layers.forEach((l, k) => rows.push([(l as { name: string }).name, (l as { depth: number }).depth.toFixed(4), ...models.map((m) => ((m.layers[k] as { distance?: number } | undefined)?.distance ?? NaN).toFixed(6))].join(',')));
+    writeFileSync(join(out, 'cosine-distance.csv'), `${rows.join('\n')}\n`);
+    console.log(`wrote ${join(out, 'analysis.json')}, ${join(out, 'cosine-distance.csv')} and activation grids for ${models.length} model(s) on ${manifest.items.length} images`);
+    return 0;
+  },
+};
+
+const slug = (file: string) => basename(file).replace(/\.[^.]+$/, '').replace(/[^A-Za-z0-9_-]+/g, '-');
+
+async function manifestOf(manifest: string | undefined, dataset: string | undefined, workspace: string | undefined, out: string): Promise<Manifest> {
+  if (!!manifest === !!dataset) throw new CliError('give the images with exactly one of --manifest FILE or --dataset NAME');
+  if (manifest) return readManifest(manifest).catch((e: Error) => {
+    throw new CliError(e.message);
+  });
+  const file = join(out, 'manifest.json');
+  await withCatalog(workspace, (c) => exportManifest(c, dataset!, file));
+  return readManifest(file);
+}
+
+/** Up to `count` images of `split`, taken round-robin over the classes (the paper uses different classes). */
+async function pickImages(m: Manifest, split: 'train' | 'val' | 'test', count: number): Promise<Manifest> {
+  const byClass = new Map<number, Manifest['items']>();
+  for (const item of m.items) if (item.split === split) byClass.set(item.label ?? -1, [...(byClass.get(item.label ?? -1) ?? []), item]);
+  if (!byClass.size) throw new CliError(`the dataset has no ${split} images (use --split)`);
+  const picked: Manifest['items'] = [];
+  for (let round = 0; picked.length < count; round++) {
+    let any = false;
+    for (const items of byClass.values()) {
+      const item = items[round];
+      if (item && picked.length < count) {
+        picked.push({ ...item, split: 'val' });
+        any = true;
+      }
+    }
+    if (!any) break;
+  }
+  return sealManifest({ version: 1, dataset: m.dataset, createdAt: m.createdAt, root: m.root, classes: m.classes, items: picked });
+}
+
+async function loadImages(m: Manifest, batch: number, size: number): Promise<{ images: Float32Array; rows: number }[]> {
+  const loader = createLoader({ manifest: m, split: 'val', batchSize: batch, size, train: false, workers: 0 });
+  const out: { images: Float32Array; rows: number }[] = [];
+  const per = 3 * size * size;
+  for await (const b of loader) {
+    const rows = b.labels.length;
+    const images = new Float32Array(batch * per);
+    images.set(b.images.subarray(0, rows * per));
+    out.push({ images, rows });
+  }
+  return out;
+}
+
+async function writeGrid(map: Float32Array, arch: Arch, layer: number, n: number, size: number, image: number, file: string): Promise<void> {
+  const info = layersOf(arch)[layer]!;
+  const side = size / 4 / 2 ** info.stage;
+  const g = activationGrid(map, [n, info.channels, side, side], image);
+  await sharp(Buffer.from(g.gray), { raw: { width: g.width, height: g.height, channels: 1 } }).resize({ width: g.width * 4, kernel: 'nearest' }).png().toFile(file);
+}
