@@ -240,7 +240,6 @@ export function checkForm(f: TrainForm, facts: DatasetFacts | null, system: Syst
   }
 
   if (!Number.isInteger(f.inputSize) || f.inputSize < 32 || f.inputSize % 32 !== 0) error('inputSize', 'must be a multiple of 32 (at least 32): ConvNeXt downsamples by 32 and FCMAE masks 32 px patches');
-  else if (pre && f.inputSize === 32) warn('inputSize', 'at 32 px the image is a single 32 px patch: FCMAE masks all of it or none, so reconstructions show little');
   if (!Number.isInteger(f.batchSize) || f.batchSize < 1) error('batchSize', 'must be a whole number of images, at least 1');
   if (f.kind !== 'eval') {
     if (!(f.length > 0) || !Number.isFinite(f.length)) error('length', `the run length must be a positive number of ${f.lengthUnit}`);

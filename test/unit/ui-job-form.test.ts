@@ -66,6 +66,8 @@ test('problems land on the field that fixes them and say why', () => {
   assert.match(on({ ...form(), kind: 'eval' }).init!, /needs the weights of a classifier/);
   assert.match(on(form({ init: { source: 'file', path: 'weights.pt' } })).init!, /absolute path/);
   assert.match(on(form({ warmupSteps: 500, lengthUnit: 'steps', length: 100 })).warmupSteps!, /exceeds totalSteps \(100\)/);
+  // The job config's own rule, shown on the field: at 32 px FCMAE has one patch, all masked or all visible.
+  assert.match(on(form({ inputSize: 32 })).inputSize!, /FCMAE at 32 px has 1 patches.*use 64 px or more/);
 });
 
 test('warnings explain choices that run but probably not as meant', () => {

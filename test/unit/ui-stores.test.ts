@@ -222,7 +222,7 @@ test('train: a refusal from the service lands on the field it names', async () =
   const train = useTrainStore();
   await train.setDataset('d');
   assert.equal(train.facts?.labeledTrain, 80);
-  train.set('inputSize', 32);
+  train.set('inputSize', 64);
   train.set('batchSize', 8);
   train.set('lengthUnit', 'steps');
   train.set('length', 10);
