@@ -8,21 +8,11 @@ import { ApiError } from '../../common/api.ts';
 import { HTTP_STATUS } from '../api/dispatch.ts';
 import { resolveFile } from '../web/files.ts';
 import type { Workbench } from '../services/workbench.ts';
+import { contentSecurityPolicy } from '../csp.ts';
 
 export const APP_SCHEME = 'app';
 
-const CSP = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self' 'unsafe-inline'",
-  "img-src 'self' data: blob:",
-  "connect-src 'self'",
-  "font-src 'self'",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "frame-ancestors 'none'",
-  "form-action 'none'",
-].join('; ');
+const CSP = contentSecurityPolicy("'self'");
 
 /** Must run before the app is ready: app:// behaves like https (standard, secure, fetch allowed). */
 export function registerAppScheme(): void {

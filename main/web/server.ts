@@ -16,6 +16,7 @@ import { HTTP_STATUS, dispatch } from '../api/dispatch.ts';
 import type { HubBatch } from '../services/hub.ts';
 import type { Workbench } from '../services/workbench.ts';
 import { resolveFile } from './files.ts';
+import { contentSecurityPolicy } from '../csp.ts';
 
 export interface WebServerOptions {
   workbench: Workbench;
@@ -66,18 +67,7 @@ const STATIC_TYPES: Record<string, string> = {
   '.map': 'application/json',
 };
 
-const CSP = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self' 'unsafe-inline'",
-  "img-src 'self' data: blob:",
-  "connect-src 'self' ws: wss:",
-  "font-src 'self'",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "frame-ancestors 'none'",
-  "form-action 'none'",
-].join('; ');
+const CSP = contentSecurityPolicy("'self' ws: wss:");
 
 function securityHeaders(res: ServerResponse): void {
   res.setHeader('Content-Security-Policy', CSP);
