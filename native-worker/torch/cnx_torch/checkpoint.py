@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
 import torch
 
+from .fileio import atomic_file
 from .safetensors_io import SafetensorsError, load_with_metadata
 
 Tensor = torch.Tensor
@@ -39,18 +39,8 @@ def state_name(step: int) -> str:
 
 
 def write_json_atomic(path: str, payload: Dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=os.path.dirname(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path, binary=False) as f:
+        json.dump(payload, f)
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import ast
 import ctypes
-import os
 import struct
-import tempfile
 from typing import Dict, Tuple
 
 import torch
+
+from .fileio import atomic_file
 
 Tensor = torch.Tensor
 
@@ -74,15 +74,7 @@ def save_npy(path: str, tensor: Tensor) -> None:
     header = f"{{'descr': '{DTYPE_TO_DESCR[flat.dtype]}', 'fortran_order': False, 'shape': {shape}, }}"
     pad = -(10 + len(header) + 1) % 64  # numpy aligns the data to 64 bytes
     encoded = (header + " " * pad + "\n").encode("latin1")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(MAGIC + bytes([1, 0]) + struct.pack("<H", len(encoded)) + encoded)
-            if flat.numel():
-                f.write(ctypes.string_at(flat.data_ptr(), flat.numel() * flat.element_size()))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path) as f:
+        f.write(MAGIC + bytes([1, 0]) + struct.pack("<H", len(encoded)) + encoded)
+        if flat.numel():
+            f.write(ctypes.string_at(flat.data_ptr(), flat.numel() * flat.element_size()))

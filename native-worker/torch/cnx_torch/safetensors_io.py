@@ -13,10 +13,11 @@ import mmap
 import os
 import struct
 import sys
-import tempfile
 from typing import Dict, List, Mapping, Optional, Tuple
 
 import torch
+
+from .fileio import atomic_file
 
 Tensor = torch.Tensor
 
@@ -166,20 +167,9 @@ def save_file(tensors: Mapping[str, Tensor], path: str, metadata: Optional[Mappi
         offset += nbytes
     encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
     encoded += b" " * (-(8 + len(encoded)) % ALIGN)  # pad so the data buffer starts 8-byte aligned
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(struct.pack("<Q", len(encoded)))
-            f.write(encoded)
-            for _, flat in prepared:
-                if flat.numel():
-                    f.write(ctypes.string_at(flat.data_ptr(), flat.numel() * flat.element_size()))
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; checkpoints are ordinary shareable files
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_file(path) as f:
+        f.write(struct.pack("<Q", len(encoded)))
+        f.write(encoded)
+        for _, flat in prepared:
+            if flat.numel():
+                f.write(ctypes.string_at(flat.data_ptr(), flat.numel() * flat.element_size()))
