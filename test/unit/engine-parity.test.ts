@@ -18,19 +18,11 @@ import { Model } from '../../native-worker/nn/convnext.ts';
 import type { ParamSpec } from '../../native-worker/nn/params.ts';
 import { Rng } from '../../native-worker/nn/random.ts';
 import { buildTrainStep } from '../../native-worker/optim/train-step.ts';
+import { relErr } from '../helpers/numeric.ts';
 import { needTorch, runPython } from '../helpers/python.ts';
 
 const REF = 'test/python/engine_ref.py';
 
-function relErr(ours: Float32Array, ref: Float32Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < ref.length; i++) {
-    num += (ours[i]! - ref[i]!) ** 2;
-    den += ref[i]! ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30));
-}
 
 const randn = (rng: Rng, shape: readonly number[], scale = 1) => Float32Array.from({ length: numel(shape) }, () => rng.normal() * scale);
 

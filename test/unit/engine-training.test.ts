@@ -8,6 +8,7 @@ import { createTrainer } from '../../native-worker/jobs/trainer.ts';
 import { randomMask } from '../../native-worker/nn/fcmae.ts';
 import { Rng } from '../../native-worker/nn/random.ts';
 import { smoothOneHot } from '../../native-worker/optim/recipes.ts';
+import { relErr } from '../helpers/numeric.ts';
 
 const argmax = (v: Float32Array) => v.indexOf(Math.max(...v));
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -67,12 +68,7 @@ test('gradient accumulation: two micro-batches of 4 give the update of one batch
   assert.ok(Math.abs(r1.gradNorm - r2.gradNorm) < 1e-4 * r1.gradNorm, `grad norm ${r1.gradNorm} vs ${r2.gradNorm}`);
   const [w1, w2] = [await full.weights(), await split.weights()];
   for (const [name, a] of w1) {
-    const c = w2.get(name)!;
-    let [num, den] = [0, 0];
-    a.forEach((v, i) => {
-      num += (v - c[i]!) ** 2;
-      den += v * v;
-    });
-    assert.ok(Math.sqrt(num / Math.max(den, 1e-30)) < 1e-5, `${name} differs by ${Math.sqrt(num / Math.max(den, 1e-30))} (relative)`);
+    const e = relErr(w2.get(name)!, a);
+    assert.ok(e < 1e-5, `${name} differs by ${e} (relative)`);
   }
 });

@@ -9,16 +9,9 @@ import { test } from 'node:test';
 import { loadCheckpoint } from '../../native-worker/checkpoint/load.ts';
 import { main } from '../../native-worker/cli.ts';
 import { readNpy } from '../../native-worker/data/npy.ts';
+import { relErr } from '../helpers/numeric.ts';
 import { needTorch, runPython } from '../helpers/python.ts';
 
-const relErr = (ours: ArrayLike<number>, ref: ArrayLike<number>) => {
-  let [num, den] = [0, 0];
-  for (let i = 0; i < ref.length; i++) {
-    num += (ours[i]! - ref[i]!) ** 2;
-    den += ref[i]! ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30));
-};
 const f32 = (p: string) => readNpy(p).data as Float32Array;
 const loss = (p: string) => (JSON.parse(readFileSync(p, 'utf8')) as { loss: number }).loss;
 
