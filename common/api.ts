@@ -431,18 +431,119 @@ export const SystemInfo = z.object({
 });
 export type SystemInfo = z.infer<typeof SystemInfo>;
 
-// ---- files (images, thumbnails, artifacts) are fetched by URL, never through the request channel
+// ---- tasks: a V1-vs-V2 analysis or a model export, each a `cnx` command the workbench runs in the
+// background (one at a time), with its own folder under the workspace's tasks/
+
+export const TaskId = z.string().regex(/^[a-z]+-[A-Za-z0-9_-]{1,80}$/, 'is not a task id');
+export const TaskKind = z.enum(['analysis', 'export']);
+export type TaskKind = z.infer<typeof TaskKind>;
+/** queued -> running -> completed | failed | cancelled; a workbench that stopped mid-task leaves it interrupted. */
+export const TaskState = z.enum(['queued', 'running', 'completed', 'failed', 'cancelled', 'interrupted']);
+export type TaskState = z.infer<typeof TaskState>;
+
+/** A model to load: a run's checkpoint, or a checkpoint file (official, timm or another workbench's). */
+export const ModelRef = z.union([z.strictObject({ runId: RunId, step }), z.strictObject({ file: absolutePath })]);
+export type ModelRef = z.infer<typeof ModelRef>;
+
+export const Task = z.object({
+  id: TaskId,
+  kind: TaskKind,
+  title: z.string(),
+  state: TaskState,
+  createdAt: isoTime,
+  startedAt: isoTime.nullable(),
+  finishedAt: isoTime.nullable(),
+  progress: z.object({ message: z.string(), fraction: z.number().min(0).max(1).nullable() }).nullable(),
+  /** The task's folder (absolute): what the command wrote. */
+  dir: z.string(),
+  /** Files the task wrote, relative to `dir`; fetched as FileRef { kind: 'task' }. */
+  files: z.array(z.string()),
+  error: RunError.nullable(),
+  /** The request that started it (AnalysisRequest or ExportRequest, defaults filled in). */
+  request: z.record(z.string(), z.unknown()),
+});
+export type Task = z.infer<typeof Task>;
+
+const multipleOf32 = int(32, 1024).refine((s) => s % 32 === 0, 'must be a multiple of 32');
+
+export const AnalysisRequest = z.strictObject({
+  /** The checkpoints to compare (V1 and V2, classifiers or FCMAE encoders), each with a label. */
+  models: z.array(z.strictObject({ model: ModelRef, name: z.string().min(1).max(100).optional() })).min(1).max(4),
+  /** The images: taken round-robin over the classes of this dataset's split. */
+  dataset: DatasetName,
+  split: Split.default('val'),
+  images: int(1, 1024).default(64),
+  size: multipleOf32.default(224),
+  /** The block whose 64 channels the activation grids show (default: the last block of stage 2). */
+  gridLayer: int(0, 200).optional(),
+  /** Which of the chosen images the grids show. */
+  gridImage: int(0).default(0),
+});
+export type AnalysisRequest = z.input<typeof AnalysisRequest>;
+
+const ParamStats = z.object({ mean: z.number(), std: z.number(), min: z.number(), max: z.number(), nearZero: z.number() });
+export const AnalysisModel = z.object({
+  name: z.string(),
+  checkpoint: z.string(),
+  arch: z.string(),
+  fcmae: z.boolean(),
+  /** The activation grid's file in the task folder. */
+  grid: z.string().nullable(),
+  gridLayer: int(0),
+  layers: z.array(
+    z.object({
+      name: z.string(),
+      stage: int(0),
+      channels: int(1),
+      /** Normalized layer index, 0..1 (the paper's x axis). */
+      depth: z.number(),
+      /** Average pairwise feature cosine distance (paper Fig. 4); higher = more diverse channels. */
+      distance: z.number().nullable(),
+      dead: int(0),
+      constant: int(0),
+    }),
+  ),
+  /** GRN gamma (weight) and beta (bias) statistics per block; empty for V1. */
+  grn: z.array(z.object({ layer: z.string(), weight: ParamStats, bias: ParamStats })),
+});
+export const AnalysisResult = z.object({
+  images: int(0),
+  size: int(1),
+  split: z.string(),
+  gridImage: z.object({ index: int(0), path: z.string(), label: z.string().nullable() }).nullable(),
+  models: z.array(AnalysisModel),
+});
+export type AnalysisResult = z.infer<typeof AnalysisResult>;
+
+export const ExportFormat = z.enum(['onnx', 'timm', 'official']);
+export type ExportFormat = z.infer<typeof ExportFormat>;
+export const ExportRequest = z.strictObject({
+  runId: RunId,
+  step,
+  /** onnx: an inference model + metadata JSON (classifiers); timm / official: safetensors (an FCMAE run exports its encoder). */
+  format: ExportFormat,
+  /** The ONNX model's input size (default: the run's). */
+  size: multipleOf32.optional(),
+});
+export type ExportRequest = z.input<typeof ExportRequest>;
+
+// ---- files (images, thumbnails, artifacts, task outputs) are fetched by URL, never through the request channel
 
 export type FileRef =
   | { kind: 'image'; dataset: string; path: string }
   | { kind: 'thumb'; dataset: string; path: string; size: number }
-  | { kind: 'artifact'; runId: string; path: string };
+  | { kind: 'artifact'; runId: string; path: string }
+  | { kind: 'task'; taskId: string; path: string }
+  /** The k-th augmented version of a dataset image under a recipe's transform (what training sees). */
+  | { kind: 'preview'; dataset: string; path: string; mode: 'pretrain' | 'finetune' | 'eval'; size: number; seed: number; k: number };
 
 /** The URL path of a file, relative to the transport's origin (web mode) or the app protocol (Electron). */
 export function fileUrlPath(ref: FileRef): string {
   const segments = (p: string) => p.split('/').map(encodeURIComponent).join('/');
   if (ref.kind === 'artifact') return `/files/artifact/${encodeURIComponent(ref.runId)}/${segments(ref.path)}`;
+  if (ref.kind === 'task') return `/files/task/${encodeURIComponent(ref.taskId)}/${segments(ref.path)}`;
   const base = `/files/${ref.kind}/${encodeURIComponent(ref.dataset)}/${segments(ref.path)}`;
+  if (ref.kind === 'preview') return `${base}?mode=${ref.mode}&size=${ref.size}&seed=${ref.seed}&k=${ref.k}`;
   return ref.kind === 'thumb' ? `${base}?size=${ref.size}` : base;
 }
 
@@ -453,6 +554,7 @@ const Empty = z.strictObject({});
 const Ok = z.object({});
 const byName = z.strictObject({ name: DatasetName });
 const byRun = z.strictObject({ runId: RunId });
+const byTask = z.strictObject({ taskId: TaskId });
 
 export const apiMethods = {
   'datasets.list': method(Empty, z.array(DatasetSummary)),
@@ -496,6 +598,18 @@ export const apiMethods = {
   'checkpoints.list': method(byRun, z.array(Checkpoint)),
   'artifacts.list': method(z.strictObject({ runId: RunId, kind: z.string().max(100).optional() }), z.array(Artifact)),
 
+  'tasks.list': method(z.strictObject({ kind: TaskKind.optional() }), z.array(Task)),
+  'tasks.get': method(byTask, Task),
+  /** Stops a queued or running task; what it wrote so far is deleted with it by tasks.delete. */
+  'tasks.cancel': method(byTask, Task),
+  /** Deletes a task that is not running, with its folder. */
+  'tasks.delete': method(byTask, Ok),
+  /** Queues `cnx analyze` on the models; follow it on the taskState stream, then read analysis.result. */
+  'analysis.start': method(AnalysisRequest, Task),
+  'analysis.result': method(byTask, AnalysisResult),
+  /** Queues `cnx export` of a run's checkpoint; the files appear in the task's folder. */
+  'models.export': method(ExportRequest, Task),
+
   'settings.get': method(Empty, Settings),
   'settings.update': method(SettingsUpdate, Settings),
   'system.info': method(z.strictObject({ refresh: z.boolean().default(false) }), SystemInfo),
@@ -532,6 +646,8 @@ export const apiStreams = {
   jobState: RunSummary,
   datasetProgress: ImportTask,
   datasetChanged: DatasetChanged,
+  /** A task's state and progress whenever they change. */
+  taskState: Task,
   settings: Settings,
 } as const;
 
@@ -569,5 +685,17 @@ export function streamHook(stream: ApiStream): `on${Capitalize<ApiStream>}` {
 export const IPC_INVOKE_CHANNEL = 'cnx:api';
 export const IPC_EVENTS_CHANNEL = 'cnx:events';
 export const PRELOAD_GLOBAL = 'workbench';
+
+/**
+ * What Electron's preload exposes as window.workbench: the raw IPC transport, not a client. The renderer
+ * builds its client on top, so ApiError (with its code and field) is created in the page's own world; an
+ * error thrown across the context bridge would arrive as a plain Error with its message only.
+ */
+export interface PreloadBridge {
+  /** Sends one request; resolves with the raw ApiResult envelope (validated by the renderer's client). */
+  invoke(method: string, request: unknown): Promise<unknown>;
+  /** Delivers each event batch as its JSON text (cheaper across the bridge than a cloned object). */
+  listen(onBatchJson: (json: string) => void): () => void;
+}
 /** The app protocol serving the renderer and /files/... in Electron: app://workbench/. */
 export const APP_ORIGIN = 'app://workbench';

@@ -1,11 +1,12 @@
-// The renderer's entry: installs the API client (in Electron the one the preload exposes over IPC, else one
-// over HTTP + WebSocket to the server that served this page) and mounts the app.
+// The renderer's entry: installs the API client (over the preload's IPC bridge in Electron, else over
+// HTTP + WebSocket to the server that served this page) and mounts the app.
 import { createPinia } from 'pinia';
 import { createApp } from 'vue';
-import { PRELOAD_GLOBAL, type WorkbenchApi } from '../common/api.ts';
+import { PRELOAD_GLOBAL, type PreloadBridge } from '../common/api.ts';
 import { createApiClient } from '../common/api-client.ts';
 import App from './App.vue';
 import { setApi } from './api/client.ts';
+import { bridgeTransport } from './api/transport-bridge.ts';
 import { type SocketLike, createHttpTransport } from './api/transport-http.ts';
 import { useUiStore } from './stores/ui.ts';
 import './styles/app.css';
@@ -23,13 +24,10 @@ function browserSocket(url: string): SocketLike {
 
 const pinia = createPinia();
 const ui = useUiStore(pinia);
-// Electron's preload validates both ways itself; its errors cross the context bridge as plain Errors (message only).
-const preloaded = (window as unknown as Partial<Record<typeof PRELOAD_GLOBAL, WorkbenchApi>>)[PRELOAD_GLOBAL];
-setApi(
-  preloaded ??
-    createApiClient(createHttpTransport({ origin: location.origin, openSocket: browserSocket, onConnection: (state) => ui.setConnection(state) }), {
-      onInvalidEvent: (stream, message) => console.warn(`dropped an event on '${stream}' that breaks the API contract: ${message}`),
-    }),
-);
+const bridge = (window as unknown as Partial<Record<typeof PRELOAD_GLOBAL, PreloadBridge>>)[PRELOAD_GLOBAL];
+const transport = bridge
+  ? bridgeTransport(bridge)
+  : createHttpTransport({ origin: location.origin, openSocket: browserSocket, onConnection: (state) => ui.setConnection(state) });
+setApi(createApiClient(transport, { onInvalidEvent: (stream, message) => console.warn(`dropped an event on '${stream}' that breaks the API contract: ${message}`) }));
 
 createApp(App).use(pinia).mount('#app');

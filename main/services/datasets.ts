@@ -1,8 +1,8 @@
 // Datasets as the API sees them: catalog queries (small, indexed, answered on the main thread), curation
 // edits with undo, manifest export, and imports and duplicate searches run in a worker thread. Image files
 // are handed out only for paths the catalog holds, resolved inside the dataset's root.
-import { randomBytes } from 'node:crypto';
-import { mkdir, realpath } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { access, mkdir, realpath, rename, stat, writeFile } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import {
@@ -26,6 +26,7 @@ import { moveToSplit, relabel, setExcluded, stratifiedSplit, undoLastEdit } from
 import { datasetStats } from '../../native-worker/data/curate/stats.ts';
 import { thumbnail } from '../../native-worker/data/curate/thumbs.ts';
 import { exportManifest } from '../../native-worker/data/manifest.ts';
+import { previewSample } from '../../native-worker/data/pipeline/preview.ts';
 import { ManifestError } from '../../common/manifest.ts';
 import type { CatalogTask, CatalogWorkerMessage } from './catalog-worker.ts';
 import type { EventHub } from './hub.ts';
@@ -324,5 +325,29 @@ export class DatasetService {
     await this.imageFile(name, path);
     const d = this.dataset(name);
     return thumbnail(this.catalog, d, this.catalog.imageByPath(d.id, path)!, size);
+  }
+
+  /**
+   * The k-th augmented version of a cataloged image under a recipe's training transform (or the eval
+   * transform), as a PNG cached under the workspace: the loader's own code, so what is shown is what trains.
+   */
+  async preview(name: string, path: string, o: { mode: 'pretrain' | 'finetune' | 'eval'; size: number; seed: number; k: number }): Promise<string> {
+    const file = await this.imageFile(name, path);
+    const { mtimeMs, size: bytes } = await stat(file);
+    const key = createHash('sha256').update(JSON.stringify([file, mtimeMs, bytes, o])).digest('hex').slice(0, 32);
+    const dir = join(this.store.workspace, 'cache', 'previews');
+    const out = join(dir, `${key}.png`);
+    if (await access(out).then(() => true, () => false)) return out;
+    let png: Buffer;
+    try {
+      png = await previewSample(file, { size: o.size, train: o.mode !== 'eval', mode: o.mode === 'pretrain' ? 'pretrain' : 'finetune' }, o.seed, o.k);
+    } catch (e) {
+      throw new ApiError('invalid', `cannot preview '${path}': ${(e as Error).message}`);
+    }
+    await mkdir(dir, { recursive: true });
+    const tmp = `${out}.${process.pid}.tmp`;
+    await writeFile(tmp, png);
+    await rename(tmp, out);
+    return out;
   }
 }

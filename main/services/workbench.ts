@@ -1,10 +1,11 @@
 // The services of one workspace wired together, and the handler of every API method. Both transports
 // (Electron IPC, web mode) sit on top of this and nothing else.
 import { readFileSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
-import { ApiError, type ApiMethod, type ApiParsedRequest, type ApiResponse, type Checkpoint } from '../../common/api.ts';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { ApiError, type ApiMethod, type ApiParsedRequest, type ApiResponse, type Checkpoint, type ModelRef } from '../../common/api.ts';
 import { JobConfig } from '../../common/job.ts';
+import { manifestSchema } from '../../common/manifest.ts';
 import { DatasetService } from './datasets.ts';
 import { type EngineLauncher, type EngineResolver, type NodeRuntime, REPO_ROOT, cnxCommand, doctorResolver, engineLauncher, plainNode } from './engines.ts';
 import { EventHub } from './hub.ts';
@@ -12,6 +13,7 @@ import { JobService } from './jobs.ts';
 import { SettingsService } from './settings.ts';
 import { Store, type StoreOptions } from './store.ts';
 import { SystemService } from './system.ts';
+import { TaskService } from './tasks.ts';
 import { ChildProcessSpawner, type WorkerSpawner } from './workers.ts';
 import type { Settings, SystemInfo } from '../../common/api.ts';
 
@@ -51,6 +53,7 @@ export class Workbench {
     readonly datasets: DatasetService,
     readonly jobs: JobService,
     readonly system: SystemService,
+    readonly tasks: TaskService,
     dialogs: HostDialogs | undefined,
   ) {
     this.handlers = this.makeHandlers(dialogs);
@@ -70,30 +73,33 @@ export class Workbench {
       cnx: (args) => cnxCommand(node, args),
     });
     const datasets = new DatasetService(store, hub);
+    const spawner = o.spawner ?? new ChildProcessSpawner();
     const jobs = new JobService({
       store,
       hub,
       settings,
-      spawner: o.spawner ?? new ChildProcessSpawner(),
+      spawner,
       launcher: o.launcher ?? engineLauncher(node),
       resolver: o.resolver ?? doctorResolver(() => system.doctor()),
       exportManifest: async (dataset, file) => void (await datasets.exportManifest(dataset, file)),
       ...(o.startupTimeoutMs !== undefined ? { startupTimeoutMs: o.startupTimeoutMs } : {}),
       ...(o.killGraceMs !== undefined ? { killGraceMs: o.killGraceMs } : {}),
     });
+    let tasks: TaskService;
     try {
       if (o.rebuild) await store.rebuildFromRunFolders();
       await jobs.recover();
+      tasks = await TaskService.open({ workspace: store.workspace, hub, spawner, cnx: (args) => cnxCommand(node, args), ...(o.killGraceMs !== undefined ? { killGraceMs: o.killGraceMs } : {}) });
     } catch (e) {
       await store.close();
       throw e;
     }
-    return new Workbench(store, hub, settings, datasets, jobs, system, o.dialogs);
+    return new Workbench(store, hub, settings, datasets, jobs, system, tasks, o.dialogs);
   }
 
   /** Pauses running jobs (each checkpoints), stops imports, writes everything out and closes the database. */
   async close(opts: { jobTimeoutMs?: number } = {}): Promise<void> {
-    await Promise.all([this.jobs.shutdown(opts.jobTimeoutMs), this.datasets.shutdown()]);
+    await Promise.all([this.jobs.shutdown(opts.jobTimeoutMs), this.datasets.shutdown(), this.tasks.shutdown()]);
     await this.store.close();
   }
 
@@ -122,6 +128,64 @@ export class Workbench {
         best: c.step === best,
       })),
     );
+  }
+
+  /** A run's checkpoint file at `step`. */
+  private checkpointFile(runId: string, step: number, field: string): string {
+    this.runRecord(runId);
+    const c = this.store.checkpoints(runId).find((k) => k.step === step);
+    if (!c) throw new ApiError('not-found', `run '${runId}' has no checkpoint at step ${step}`, field);
+    return c.path;
+  }
+
+  /** The file and a default label of a model reference; a file must exist. */
+  private async modelFile(ref: ModelRef, field: string): Promise<{ file: string; label: string }> {
+    if ('runId' in ref) return { file: this.checkpointFile(ref.runId, ref.step, field), label: `${this.runRecord(ref.runId).summary.name} @${ref.step}` };
+    const s = await stat(ref.file).catch(() => null);
+    if (!s?.isFile()) throw new ApiError('invalid', `${ref.file}: no such checkpoint file`, field);
+    return { file: ref.file, label: basename(ref.file).replace(/\.[^.]+$/, '') };
+  }
+
+  private async startAnalysis(r: ApiParsedRequest<'analysis.start'>): Promise<ApiResponse<'analysis.start'>> {
+    await this.datasets.get(r.dataset);
+    const models = await Promise.all(r.models.map(async (m, i) => ({ ...(await this.modelFile(m.model, `models.${i}.model`)), name: m.name })));
+    const names = models.map((m) => m.name ?? m.label);
+    return this.tasks.start('analysis', `${names.join(' vs ')} on ${r.dataset}`, { ...r }, (dir) => [
+      'analyze',
+      ...models.flatMap((m, i) => ['--checkpoint', m.file, '--name', names[i]!]),
+      ...['--dataset', r.dataset, '--workspace', this.store.workspace, '--split', r.split],
+      ...['--images', String(r.images), '--size', String(r.size), '--grid-image', String(r.gridImage)],
+      ...(r.gridLayer !== undefined ? ['--grid-layer', String(r.gridLayer)] : []),
+      ...['--out', dir, '--json'],
+    ]);
+  }
+
+  private async startExport(r: ApiParsedRequest<'models.export'>): Promise<ApiResponse<'models.export'>> {
+    const rec = this.runRecord(r.runId);
+    const file = this.checkpointFile(r.runId, r.step, 'step');
+    const config = JobConfig.parse(rec.config);
+    if (r.format === 'onnx' && config.kind === 'pretrain') {
+      throw new ApiError('invalid', 'an FCMAE pretraining checkpoint has no classifier head: export its encoder as timm or official safetensors, or fine-tune it first', 'format');
+    }
+    const size = r.size ?? config.model.inputSize;
+    const slug = rec.summary.name.replace(/[^A-Za-z0-9_-]+/g, '-').slice(0, 60);
+    const output = `${slug}-step${r.step}.${r.format === 'onnx' ? 'onnx' : 'safetensors'}`;
+    const what = r.format === 'onnx' ? 'ONNX' : `${r.format} safetensors`;
+    return this.tasks.start('export', `${rec.summary.name} @${r.step} as ${what}`, { ...r, size }, async (dir) => {
+      const args = ['export', '--arch', config.model.arch, '--weights', file, '--format', r.format, '--size', String(size), '--output', join(dir, output)];
+      if (r.format !== 'onnx') return args;
+      // The class names travel with the ONNX model (its metadata JSON), from the run's frozen manifest.
+      let classes: string[] | null = null;
+      try {
+        classes = manifestSchema.safeParse(JSON.parse(await readFile(config.data.manifest, 'utf8'))).data?.classes ?? null;
+      } catch {
+        // No readable manifest: the model is exported with numbered classes.
+      }
+      if (!classes || classes.length !== config.model.numClasses) return args;
+      const labels = join(dir, 'labels.txt');
+      await writeFile(labels, `${classes.join('\n')}\n`);
+      return [...args, '--labels', labels];
+    });
   }
 
   private makeHandlers(dialogs: HostDialogs | undefined): ApiHandlers {
@@ -170,6 +234,14 @@ export class Workbench {
 
       'checkpoints.list': (r) => this.checkpoints(r.runId),
       'artifacts.list': (r) => (this.runRecord(r.runId), store.artifacts(r.runId, r.kind)),
+
+      'tasks.list': (r) => this.tasks.list(r.kind),
+      'tasks.get': (r) => this.tasks.get(r.taskId),
+      'tasks.cancel': (r) => this.tasks.cancel(r.taskId),
+      'tasks.delete': async (r) => (await this.tasks.delete(r.taskId), {}),
+      'analysis.start': (r) => this.startAnalysis(r),
+      'analysis.result': (r) => this.tasks.analysisResult(r.taskId),
+      'models.export': (r) => this.startExport(r),
 
       'settings.get': () => settings.get(),
       'settings.update': (r) => {

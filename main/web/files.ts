@@ -4,7 +4,7 @@
 // must be one the catalog or the run's artifact table holds, and it must resolve inside its root.
 import { realpath } from 'node:fs/promises';
 import { extname, join, sep } from 'node:path';
-import { ApiError, DatasetName, RelativePath, RunId } from '../../common/api.ts';
+import { ApiError, DatasetName, RelativePath, RunId, TaskId } from '../../common/api.ts';
 import type { Workbench } from '../services/workbench.ts';
 
 const CONTENT_TYPES: Record<string, string> = {
@@ -19,6 +19,7 @@ const CONTENT_TYPES: Record<string, string> = {
   '.avif': 'image/avif',
   '.json': 'application/json',
   '.txt': 'text/plain; charset=utf-8',
+  '.csv': 'text/csv; charset=utf-8',
 };
 
 export function contentTypeOf(file: string): string {
@@ -45,10 +46,19 @@ function checked<T>(schema: { safeParse(v: unknown): { success: true; data: T } 
  * 'not-found' for anything not registered.
  */
 export async function resolveFile(wb: Workbench, pathname: string, query: URLSearchParams): Promise<{ file: string; contentType: string }> {
-  const m = /^\/files\/(image|thumb|artifact)\/(.+)$/.exec(pathname);
+  const m = /^\/files\/(image|thumb|artifact|task|preview)\/(.+)$/.exec(pathname);
   if (!m) throw new ApiError('not-found', 'no such file route');
   const [owner, ...rest] = segments(m[2]!);
   const path = checked(RelativePath, rest.join('/'), 'path');
+  if (m[1] === 'task') {
+    const taskId = checked(TaskId, owner, 'task id');
+    const wanted = wb.tasks.fileOf(taskId, path);
+    const [root, file] = await Promise.all([realpath(wb.tasks.get(taskId).dir), realpath(wanted)]).catch(() => {
+      throw new ApiError('not-found', `file '${path}' of task '${taskId}' is missing on disk`);
+    });
+    if (!file.startsWith(root + sep)) throw new ApiError('not-found', `file '${path}' resolves outside its task`);
+    return { file, contentType: contentTypeOf(file) };
+  }
   if (m[1] === 'artifact') {
     const runId = checked(RunId, owner, 'run id');
     const run = wb.store.run(runId);
@@ -64,9 +74,24 @@ export async function resolveFile(wb: Workbench, pathname: string, query: URLSea
     const file = await wb.datasets.imageFile(dataset, path);
     return { file, contentType: contentTypeOf(file) };
   }
+  if (m[1] === 'preview') return { file: await wb.datasets.preview(dataset, path, previewOptions(query)), contentType: 'image/png' };
   const size = Number(query.get('size') ?? 128);
   if (!Number.isInteger(size) || size < 16 || size > 1024) throw new ApiError('invalid', 'size must be an integer from 16 to 1024');
   const file = await wb.datasets.thumbnail(dataset, path, size);
   if (!file) throw new ApiError('not-found', `image '${path}' is corrupt; it has no thumbnail`);
   return { file, contentType: 'image/webp' };
+}
+
+/** ?mode=pretrain|finetune|eval&size=32..512 (a multiple of 32)&seed=N&k=0..63 of a /files/preview/ URL. */
+function previewOptions(q: URLSearchParams): { mode: 'pretrain' | 'finetune' | 'eval'; size: number; seed: number; k: number } {
+  const mode = q.get('mode') ?? 'finetune';
+  if (mode !== 'pretrain' && mode !== 'finetune' && mode !== 'eval') throw new ApiError('invalid', `mode must be pretrain, finetune or eval, not '${mode}'`);
+  const num = (name: string, fallback: number, lo: number, hi: number) => {
+    const v = Number(q.get(name) ?? fallback);
+    if (!Number.isInteger(v) || v < lo || v > hi) throw new ApiError('invalid', `${name} must be an integer from ${lo} to ${hi}`);
+    return v;
+  };
+  const size = num('size', 224, 32, 512);
+  if (size % 32) throw new ApiError('invalid', 'size must be a multiple of 32');
+  return { mode, size, seed: num('seed', 0, 0, 2 ** 31 - 1), k: num('k', 0, 0, 63) };
 }

@@ -7,6 +7,7 @@ import { type Manifest, sealManifest } from '../../common/manifest.ts';
 import { type Arch, parseArch } from '../../common/variants.ts';
 import { FeatureProbe, activationGrid, grnStats, layersOf } from '../analysis/features.ts';
 import { loadCheckpoint } from '../checkpoint/load.ts';
+import type { TensorMap } from '../checkpoint/tensor.ts';
 import { exportManifest, readManifest } from '../data/manifest.ts';
 import { createLoader } from '../data/pipeline/loader.ts';
 import type { ParamValues } from '../nn/params.ts';
@@ -15,25 +16,30 @@ import { withCatalog } from './dataset/shared.ts';
 import { createProgress } from './progress.ts';
 
 const HELP = `usage: cnx analyze --checkpoint A [--checkpoint B ...] (--manifest FILE | --dataset NAME) --out DIR
-                   [--split val] [--images 64] [--size 224] [--batch 16] [--grid-layer K] [--grid-image 0] [--workspace DIR]
+                   [--name A --name B ...] [--split val] [--images 64] [--size 224] [--batch 16]
+                   [--grid-layer K] [--grid-image 0] [--workspace DIR]
 
-For each checkpoint (V1 or V2, any supported format) on the same images (spread over the classes):
+For each checkpoint (V1 or V2, classifier or FCMAE encoder, any supported format) on the same images
+(spread over the classes):
   cosine-distance.csv / analysis.json   per-layer feature cosine distance (paper Fig. 4) against the normalized
                                         layer index, dead and constant channel counts, GRN gamma/beta statistics
-  activations-<model>.png               64 channels of layer K (default: the last of stage 2) for one image (Fig. 3)`;
+  activations-<k>-<name>.png            64 channels of layer K (default: the last of stage 2) for one image (Fig. 3)
+--name labels the models in the outputs (default: the checkpoint's file name).`;
 
 export const analyzeCommand: Command = {
   summary: 'V1 vs V2 feature analysis: cosine distance per layer, activation grids, GRN stats',
   async run(args) {
     const o = parseOptions(args, {
-      checkpoint: { type: 'string', multiple: true }, manifest: { type: 'string' }, dataset: { type: 'string' }, out: { type: 'string' },
+      checkpoint: { type: 'string', multiple: true }, name: { type: 'string', multiple: true }, manifest: { type: 'string' }, dataset: { type: 'string' }, out: { type: 'string' },
       split: { type: 'string', default: 'val' }, images: { type: 'string', default: '64' }, size: { type: 'string', default: '224' },
-      batch: { type: 'string', default: '16' }, 'grid-layer': { type: 'string' }, 'grid-image': { type: 'string', default: '0' }, workspace: { type: 'string' },
+      batch: { type: 'string', default: '16' }, 'grid-layer': { type: 'string' }, 'grid-image': { type: 'string', default: '0' }, workspace: { type: 'string' }, json: { type: 'boolean' },
     }, HELP);
     if (!o) return 0;
     const v = o.values;
     const checkpoints = (v.checkpoint as string[] | undefined) ?? [];
     if (!checkpoints.length || !v.out) throw new CliError(`give at least one --checkpoint and --out\n\n${HELP}`);
+    const names = (v.name as string[] | undefined) ?? checkpoints.map((f) => basename(f).replace(/\.[^.]+$/, ''));
+    if (names.length !== checkpoints.length) throw new CliError(`give one --name per --checkpoint (${checkpoints.length}), got ${names.length}`);
     const [count, size, batch, gridImage] = [Number(v.images), Number(v.size), Number(v.batch), Number(v['grid-image'])];
     if (!(count >= 1) || size % 32 || !(batch >= 1)) throw new CliError('--images and --batch must be positive, --size a multiple of 32');
     const out = resolve(v.out);
@@ -41,14 +47,15 @@ export const analyzeCommand: Command = {
     const manifest = await pickImages(await manifestOf(v.manifest, v.dataset, v.workspace, out), v.split === 'train' || v.split === 'test' ? v.split : 'val', count);
     const images = await loadImages(manifest, batch, size);
     const progress = createProgress();
-    const models: { checkpoint: string; arch: string; layers: object[]; grn: object[] }[] = [];
-    for (const file of checkpoints) {
+    const models: { name: string; checkpoint: string; arch: string; fcmae: boolean; grid: string | null; gridLayer: number; layers: object[]; grn: object[] }[] = [];
+    for (const [m, file] of checkpoints.entries()) {
       const ck = await loadCheckpoint(file).catch((e: Error) => {
         throw new CliError(e.message);
       });
-      if (ck.arch.decoder) throw new CliError(`${file}: an FCMAE checkpoint; analyze its encoder by exporting it first, or pass a classifier`);
       const arch = parseArch(`${ck.arch.version === 2 ? 'convnextv2' : 'convnext'}_${ck.variant}`);
-      const weights: ParamValues = new Map([...ck.tensors].flatMap(([k, t]) => (t.dtype === 'float32' ? [[k, t.data] as const] : [])));
+      const weights = encoderWeights(ck.tensors, ck.arch.decoder);
+      const gridFile = `activations-${m + 1}-${slug(names[m]!)}.png`;
+      let gridWritten = false;
       const layers = layersOf(arch);
       const gridLayer = v['grid-layer'] !== undefined ? Number(v['grid-layer']) : layers.findLastIndex((l) => l.stage === 2);
       if (!(gridLayer >= 0 && gridLayer < layers.length)) throw new CliError(`--grid-layer must be in 0..${layers.length - 1}`);
@@ -58,7 +65,7 @@ export const analyzeCommand: Command = {
       const constant = new Float64Array(layers.length);
       try {
         for (const [b, chunk] of images.entries()) {
-          progress.update(`${basename(file)}: batch ${b + 1}/${images.length}`);
+          progress.update(`${names[m]}: batch ${b + 1}/${images.length}`, (m * images.length + b) / (checkpoints.length * images.length));
           const wantGrid = gridImage >= b * batch && gridImage < b * batch + chunk.rows;
           const r = await probe.run(weights, chunk.images, wantGrid ? new Set([gridLayer]) : new Set());
           r.stats.forEach((st, k) => {
@@ -67,29 +74,47 @@ export const analyzeCommand: Command = {
             constant[k]! += st.constant / images.length;
           });
           const map = r.maps.get(gridLayer);
-          if (map) await writeGrid(map, arch, gridLayer, batch, size, gridImage - b * batch, join(out, `activations-${slug(file)}.png`));
+          if (map) {
+            await writeGrid(map, arch, gridLayer, batch, size, gridImage - b * batch, join(out, gridFile));
+            gridWritten = true;
+          }
         }
       } finally {
         await probe.release();
       }
       models.push({
-        checkpoint: file, arch: arch.name,
+        name: names[m]!, checkpoint: file, arch: arch.name, fcmae: ck.arch.decoder, grid: gridWritten ? gridFile : null, gridLayer,
         layers: layers.map((l, k) => ({ ...l, distance: distance[k], dead: Math.round(dead[k]!), constant: Math.round(constant[k]!) })),
         grn: grnStats(arch, weights),
       });
     }
     progress.done();
-    writeFileSync(join(out, 'analysis.json'), JSON.stringify({ images: manifest.items.length, size, split: v.split, models }, null, 2));
-    const rows = ['layer,depth,' + models.map((m) => `${slug(m.checkpoint)}`).join(',')];
+    const gridItem = manifest.items[gridImage];
+    const analysis = { images: manifest.items.length, size, split: v.split, gridImage: gridItem ? { index: gridImage, path: gridItem.path, label: gridItem.label === null ? null : (manifest.classes[gridItem.label] ?? null) } : null, models };
+    writeFileSync(join(out, 'analysis.json'), JSON.stringify(analysis, null, 2));
+    const rows = ['layer,depth,' + models.map((m) => csvField(m.name)).join(',')];
     const longest = models.reduce((a, m) => (m.layers.length > a.layers.length ? m : a), models[0]!);
     longest.layers.forEach((l, k) => rows.push([(l as { name: string }).name, (l as { depth: number }).depth.toFixed(4), ...models.map((m) => ((m.layers[k] as { distance?: number } | undefined)?.distance ?? NaN).toFixed(6))].join(',')));
     writeFileSync(join(out, 'cosine-distance.csv'), `${rows.join('\n')}\n`);
-    console.log(`wrote ${join(out, 'analysis.json')}, ${join(out, 'cosine-distance.csv')} and activation grids for ${models.length} model(s) on ${manifest.items.length} images`);
+    if (v.json) console.log(JSON.stringify({ out, files: ['analysis.json', 'cosine-distance.csv', ...models.flatMap((m) => (m.grid ? [m.grid] : []))] }));
+    else console.log(`wrote ${join(out, 'analysis.json')}, ${join(out, 'cosine-distance.csv')} and activation grids for ${models.length} model(s) on ${manifest.items.length} images`);
     return 0;
   },
 };
 
-const slug = (file: string) => basename(file).replace(/\.[^.]+$/, '').replace(/[^A-Za-z0-9_-]+/g, '-');
+const slug = (name: string) => name.replace(/[^A-Za-z0-9_-]+/g, '-').slice(0, 60);
+const csvField = (s: string) => (/[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);
+
+/** The encoder's float32 weights: a classifier's as they are, an FCMAE model's from under 'encoder.'. */
+function encoderWeights(tensors: TensorMap, fcmae: boolean): ParamValues {
+  const out: ParamValues = new Map();
+  for (const [k, t] of tensors) {
+    if (t.dtype !== 'float32') continue;
+    if (!fcmae) out.set(k, t.data);
+    else if (k.startsWith('encoder.')) out.set(k.slice('encoder.'.length), t.data);
+  }
+  return out;
+}
 
 async function manifestOf(manifest: string | undefined, dataset: string | undefined, workspace: string | undefined, out: string): Promise<Manifest> {
   if (!!manifest === !!dataset) throw new CliError('give the images with exactly one of --manifest FILE or --dataset NAME');

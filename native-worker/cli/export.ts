@@ -1,5 +1,5 @@
 // `cnx export`: a checkpoint as a standalone ONNX inference model (+ metadata JSON) or as timm safetensors.
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { saveCheckpoint } from '../checkpoint/load.ts';
 import { toOfficial } from '../checkpoint/layout.ts';
@@ -28,8 +28,12 @@ export const exportCommand: Command = {
     const format = v.format ?? (v.output!.endsWith('.onnx') ? 'onnx' : 'timm');
     const model = await loadModel(v.weights!, v.arch!);
     if (format === 'timm' || format === 'official') {
-      const tensors = format === 'timm' ? model.checkpoint.tensors : toOfficial(model.checkpoint.tensors, model.checkpoint.arch);
-      await saveCheckpoint(v.output!, tensors, { arch: model.arch.name, layout: format, source: basename(v.weights!) });
+      // An FCMAE checkpoint exports its encoder: the weights a fine-tuning elsewhere starts from.
+      const { tensors: all, arch } = model.checkpoint;
+      const encoder = arch.decoder ? new Map([...all].flatMap(([k, t]) => (k.startsWith('encoder.') ? [[k.slice('encoder.'.length), t] as const] : []))) : all;
+      const encoderArch = arch.decoder ? { ...arch, decoder: false, head: false } : arch;
+      const tensors = format === 'timm' ? encoder : toOfficial(encoder, encoderArch);
+      await saveCheckpoint(v.output!, tensors, { arch: model.arch.name, layout: format, source: basename(v.weights!), ...(arch.decoder ? { content: 'FCMAE encoder' } : {}) });
       return 0;
     }
     if (format !== 'onnx') throw new CliError(`--format must be onnx, timm or official, got '${format}'`);
@@ -54,7 +58,8 @@ export const exportCommand: Command = {
 
 function readLabels(spec: string | undefined, k: number): string[] {
   if (!spec) return Array.from({ length: k }, (_, i) => String(i));
-  const labels = spec.includes(',') || !spec.endsWith('.txt') ? spec.split(',') : readLines(spec);
+  // A labels file (one per line) when the spec names one, else a comma-separated list.
+  const labels = spec.endsWith('.txt') && existsSync(spec) ? readLines(spec) : spec.split(',');
   if (labels.length !== k) throw new CliError(`--labels gives ${labels.length} labels for a ${k}-class head`);
   return labels;
 }

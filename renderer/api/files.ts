@@ -18,3 +18,11 @@ export function imageUrl(dataset: string, path: string): string {
 export function artifactUrl(runId: string, path: string): string {
   return fileUrlPath({ kind: 'artifact', runId, path });
 }
+
+export function taskFileUrl(taskId: string, path: string): string {
+  return fileUrlPath({ kind: 'task', taskId, path });
+}
+
+export function previewUrl(p: { dataset: string; path: string; mode: 'pretrain' | 'finetune' | 'eval'; size: number; seed: number; k: number }): string {
+  return fileUrlPath({ kind: 'preview', ...p });
+}

@@ -2,14 +2,15 @@
 // Fashion-MNIST, browse and edit it with undo, review its duplicates, pretrain with FCMAE on the ONNX engine
 // (64 px: at 32 px an image is a single patch, which the job config refuses) and watch the loss chart
 // update, look at the reconstructions, fine-tune from the pretrained checkpoint at 32 px and open the
-// confusion matrix. Screenshots go to test-results/ to be looked at.
+// confusion matrix, compare the V2 FCMAE encoder with a V1 one (the paper's feature analysis) and export the
+// fine-tuned model to ONNX. Screenshots go to test-results/ to be looked at.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import type { RunSummary } from '../../common/api.ts';
+import type { RunDetail, RunSummary, Task } from '../../common/api.ts';
 import { type SliceInfo, fashionSlice } from './data.ts';
 import { type Served, callApi, ensureBuilt, findChromium, launchChromium, needChromium, screenshot, startServe } from './helpers.ts';
 
@@ -23,6 +24,7 @@ describe('workbench flows in Chromium', () => {
   const pageErrors: string[] = [];
   let pretrainId = '';
   let finetuneId = '';
+  let v1PretrainId = '';
 
   before(async () => {
     if (!chromiumPath) return;
@@ -41,6 +43,17 @@ describe('workbench flows in Chromium', () => {
     await served?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
+
+  /** Waits (through the API) until a run has finished. */
+  async function waitForRun(runId: string, timeoutMs = 240_000): Promise<RunSummary> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const run = (await callApi<RunSummary[]>(served, 'runs.list', {})).find((r) => r.id === runId)!;
+      if (['completed', 'failed', 'cancelled'].includes(run.state)) return run;
+      if (Date.now() > deadline) throw new Error(`run ${runId} is still ${run.state} after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
 
   // Every step needs the browser: each checks it first, so a missing Chromium skips them all with the reason.
   const step = (name: string, fn: () => Promise<void>) =>
@@ -182,6 +195,13 @@ describe('workbench flows in Chromium', () => {
     await screenshot(page, '10-reconstructions');
   });
 
+  step('a V1 FCMAE run with the same settings is queued through the API (for the comparison)', async () => {
+    const v2 = await callApi<RunDetail>(served, 'runs.get', { runId: pretrainId });
+    const { runDir: _r, resume: _s, ...config } = v2.config;
+    const v1 = await callApi<RunSummary>(served, 'runs.create', { config: { ...config, model: { ...config.model, arch: 'convnext_atto' } }, dataset: 'fashion', engine: 'onnx', name: 'fcmae atto V1 64px' });
+    v1PretrainId = v1.id;
+  });
+
   step('fine-tuning starts from the pretrained checkpoint and evaluates into a confusion matrix', async () => {
     await page.goto(`${served.origin}/#/runs/${pretrainId}`);
     await page.getByRole('button', { name: 'Fine-tune from it' }).click();
@@ -225,13 +245,56 @@ describe('workbench flows in Chromium', () => {
     await screenshot(page, '13-confusion-cell-images');
   });
 
-  step('models, comparison, settings and the dark theme', async () => {
-    await page.getByRole('link', { name: /Models/ }).click();
-    await page.locator('.ckpts tbody tr').first().waitFor();
-    await screenshot(page, '14-models');
-    await page.getByRole('link', { name: /Compare/ }).click();
+  step('the V1-vs-V2 comparison runs the feature analysis and shows its plot, grids and tables', async () => {
+    const v1 = await waitForRun(v1PretrainId);
+    assert.equal(v1.state, 'completed');
+    await page.goto(`${served.origin}/#/compare`);
     await page.getByRole('heading', { name: 'Compare V1 and V2' }).waitFor();
-    await screenshot(page, '15-compare');
+    // The suggestion pairs the newest V1 and V2 runs of one kind: the two FCMAE runs.
+    await page.waitForFunction(([a, b]) => (document.querySelector('select[aria-label="Run A"]') as HTMLSelectElement | null)?.value === a && (document.querySelector('select[aria-label="Run B"]') as HTMLSelectElement | null)?.value === b, [v1PretrainId, pretrainId]);
+    await page.waitForFunction(() => /^step 6/.test((document.querySelector('select[aria-label="Model A checkpoint"]') as HTMLSelectElement | null)?.selectedOptions[0]?.textContent ?? ''));
+    await page.getByLabel('Analysis images').fill('8');
+    assert.equal(await page.getByLabel('Analysis size').inputValue(), '64', 'the size of the runs');
+    await page.getByRole('button', { name: 'Run analysis' }).click();
+    const result = page.getByTestId('analysis-result');
+    await result.waitFor({ timeout: 180_000 });
+    const plot = page.getByRole('img', { name: /Feature cosine distance per layer of V1 .* and V2 / });
+    await plot.waitFor();
+    assert.equal(await plot.locator('path').count(), 2, 'one line per model');
+    assert.equal(await plot.locator('circle').count(), 24, 'a point per block of each atto');
+    await page.waitForFunction(() => [...document.querySelectorAll<HTMLImageElement>('.grid-figure img')].filter((i) => i.complete && i.naturalWidth > 0).length === 2);
+    assert.match(await result.locator('table.summary tbody tr').nth(0).innerText(), /FCMAE encoder/);
+    assert.match(await result.locator('table.summary tbody tr').nth(0).innerText(), /no GRN \(V1\)/);
+    const tasks = await callApi<Task[]>(served, 'tasks.list', { kind: 'analysis' });
+    assert.equal(tasks[0]?.state, 'completed');
+    const csv = await page.evaluate(async (url) => (await fetch(url)).text(), `/files/task/${tasks[0]!.id}/cosine-distance.csv`);
+    assert.equal(csv.split('\n').filter(Boolean).length, 13, 'a header and 12 blocks');
+    await result.scrollIntoViewIfNeeded();
+    await screenshot(page, '15-compare-analysis');
+    await result.locator('.grids').scrollIntoViewIfNeeded();
+    await screenshot(page, '15b-compare-grids');
+  });
+
+  step('models export the fine-tuned checkpoint to ONNX and offer the files', async () => {
+    await page.goto(`${served.origin}/#/models/${finetuneId}`);
+    await page.locator('.ckpts tbody tr').first().waitFor();
+    await page.getByRole('button', { name: 'Export ONNX' }).click();
+    const files = page.locator('.exports .files a');
+    await files.first().waitFor({ timeout: 120_000 });
+    const names = await files.allInnerTexts();
+    assert.equal(names.length, 2);
+    assert.match(names[0]!, /^finetune-atto-32px-step\d+\.onnx$/);
+    assert.equal(names[1], `${names[0]}.json`);
+    const meta = await page.evaluate(async (href) => (await fetch(href)).json(), (await files.nth(1).getAttribute('href'))!);
+    assert.equal(meta.labels.length, 10);
+    assert.ok(meta.labels.includes('Bag'));
+    await screenshot(page, '14-models-export');
+    await page.goto(`${served.origin}/#/models/${pretrainId}`);
+    await page.getByRole('button', { name: 'Export ONNX' }).waitFor();
+    assert.ok(await page.getByRole('button', { name: 'Export ONNX' }).isDisabled(), 'an FCMAE checkpoint has no head to export as ONNX');
+  });
+
+  step('settings and the dark theme', async () => {
     await page.keyboard.press('t');
     await page.waitForFunction(() => document.documentElement.dataset.theme === 'dark');
     await page.getByRole('link', { name: /Settings/ }).click();

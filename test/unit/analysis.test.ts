@@ -77,7 +77,7 @@ test('cnx analyze compares a V1 and a V2 checkpoint: per-layer distances, grids,
   const csv = readFileSync(join(out, 'cosine-distance.csv'), 'utf8').trim().split('\n');
   assert.equal(csv[0], 'layer,depth,convnext_atto,convnextv2_atto');
   assert.equal(csv.length, 13);
-  const grid = join(out, 'activations-convnextv2_atto.png');
+  const grid = join(out, 'activations-2-convnextv2_atto.png');
   assert.ok(existsSync(grid));
   const meta = await sharp(grid).metadata();
   assert.ok(meta.width! > 0 && meta.width === meta.height, 'an 8x8 grid of square maps');

@@ -195,6 +195,17 @@ describe('web mode', () => {
     assert.equal(ok.status, 200);
     assert.equal(ok.headers['content-type'], 'image/png');
     assert.equal((await get(fileUrlPath({ kind: 'thumb', dataset: 'data', path: 'a/0.png', size: 32 }))).headers['content-type'], 'image/webp');
+    // Augmentation previews: the loader's transform, one PNG per draw, the same draw for the same seed.
+    const preview = (k: number, mode: 'pretrain' | 'finetune' | 'eval' = 'finetune') => get(fileUrlPath({ kind: 'preview', dataset: 'data', path: 'a/0.png', mode, size: 64, seed: 3, k }));
+    const [p0, p0again, p1, evalView] = [await preview(0), await preview(0), await preview(1), await preview(0, 'eval')];
+    assert.equal(p0.status, 200, p0.body);
+    assert.equal(p0.headers['content-type'], 'image/png');
+    assert.equal(p0again.body, p0.body);
+    assert.notEqual(p1.body, p0.body, 'another draw');
+    assert.equal(evalView.status, 200);
+    assert.match((await get('/files/preview/data/a/0.png?mode=sideways')).body, /mode must be pretrain, finetune or eval/);
+    assert.equal((await get('/files/preview/data/a/0.png?size=100')).status, 400);
+    assert.equal((await get('/files/preview/data/a/nothere.png')).status, 404);
     for (const path of ['/files/image/data/../secret.txt', '/files/image/data/a/%2e%2e/%2e%2e/secret.txt', '/files/image/data/a/..%2f..%2fsecret.txt', '/files/image/..%2F..%2Fetc/passwd', '/../../etc/passwd']) {
       const r = await get(path);
       assert.equal(r.status, 400, `${path}: ${r.body}`);

@@ -6,10 +6,12 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { WebSocket } from 'ws';
-import { ApiError, type Settings } from '../../common/api.ts';
+import { ApiError, type PreloadBridge, type Settings } from '../../common/api.ts';
 import { createApiClient } from '../../common/api-client.ts';
+import { dispatch } from '../../main/api/dispatch.ts';
 import { Workbench } from '../../main/services/workbench.ts';
 import { type WebServer, startWebServer } from '../../main/web/server.ts';
+import { bridgeTransport } from '../../renderer/api/transport-bridge.ts';
 import { type ConnectionState, type SocketLike, createHttpTransport } from '../../renderer/api/transport-http.ts';
 import { tempDir, waitFor } from '../helpers/services.ts';
 
@@ -77,4 +79,25 @@ test('events arrive over the WebSocket, and again after the connection dropped a
   await waitFor('an event after the reconnect', () => seen.some((s) => s.cpuJobSlots === 3));
   stop();
   await waitFor('the socket to close when nobody listens', () => server.clients === 0);
+});
+
+test("Electron's bridge transport: backend errors keep their code and field, events arrive as batches", async () => {
+  // The preload's bridge as the main process answers it (dispatch), with the structured clone IPC applies.
+  const bridge: PreloadBridge = {
+    invoke: async (method, request) => structuredClone(await dispatch(wb.handlers, method, structuredClone(request))),
+    listen: (onJson) => wb.hub.subscribe((batch) => onJson(batch.json())),
+  };
+  const api = createApiClient(bridgeTransport(bridge));
+  await assert.rejects(api.runs.create({ config: { version: 1, kind: 'finetune', model: { arch: 'convnext_gigantic', numClasses: 3 }, data: { batchSize: 4 } } }), (e: unknown) => {
+    assert.ok(e instanceof ApiError, 'an ApiError made on the page side');
+    assert.equal(e.code, 'invalid');
+    assert.match(e.field ?? '', /^config\./);
+    return true;
+  });
+  await assert.rejects(api.tasks.get({ taskId: 'analysis-nothere' }), (e: unknown) => e instanceof ApiError && e.code === 'not-found' && /analysis-nothere/.test(e.message));
+  const seen: Settings[] = [];
+  const stop = api.onSettings((s) => seen.push(s));
+  await api.settings.update({ cpuJobSlots: 4 });
+  await waitFor('the settings event', () => seen.some((s) => s.cpuJobSlots === 4));
+  stop();
 });

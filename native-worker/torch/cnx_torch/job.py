@@ -533,6 +533,10 @@ class _Trainer:
                 self.events.emit("progress", step=self.step, totalSteps=total_steps,
                                  epoch=round(self.micro_batches / self.batches_per_epoch, 4),
                                  imagesPerSec=round(window_images / elapsed, 2) if elapsed > 0 else None)
+                if self.device.type == "cuda":
+                    # Peak allocated since the last report: what the batch size costs on the card.
+                    values["gpuMemGiB"] = round(torch.cuda.max_memory_allocated(self.device) / 2**30, 3)
+                    torch.cuda.reset_peak_memory_stats(self.device)
                 self.events.emit("metrics", step=self.step, values=values)
                 window_start, window_images = time.perf_counter(), 0
             if self.job.cancel.requested:

@@ -1,0 +1,110 @@
+// Background tasks (V1-vs-V2 analyses and model exports): every task's record, kept current by the
+// taskState stream, the analyses' results once they complete, and the actions. Errors are kept per place
+// they happened ('analysis', 'export', or a task id) so each view shows its own.
+import { defineStore } from 'pinia';
+import { computed, ref, shallowRef } from 'vue';
+import type { AnalysisRequest, AnalysisResult, ExportRequest, Task, TaskKind } from '../../common/api.ts';
+import { api } from '../api/client.ts';
+import { type ShownError, shownError } from '../lib/errors.ts';
+
+export const useTasksStore = defineStore('tasks', () => {
+  const tasks = ref<Task[]>([]);
+  const loaded = ref(false);
+  const errors = shallowRef<ReadonlyMap<string, ShownError>>(new Map());
+  const results = shallowRef<ReadonlyMap<string, AnalysisResult>>(new Map());
+  let stop: (() => void) | null = null;
+
+  const byId = computed(() => new Map(tasks.value.map((t) => [t.id, t])));
+  const ofKind = (kind: TaskKind) => tasks.value.filter((t) => t.kind === kind);
+
+  function setError(where: string, e: unknown | null): void {
+    const m = new Map(errors.value);
+    if (e === null) m.delete(where);
+    else m.set(where, shownError(e));
+    errors.value = m;
+  }
+
+  function upsert(t: Task): void {
+    const i = tasks.value.findIndex((x) => x.id === t.id);
+    if (i >= 0) tasks.value[i] = t;
+    else tasks.value.unshift(t);
+  }
+
+  async function load(): Promise<void> {
+    try {
+      tasks.value = await api().tasks.list({});
+      setError('list', null);
+    } catch (e) {
+      setError('list', e);
+    } finally {
+      loaded.value = true;
+    }
+  }
+
+  async function analyze(req: AnalysisRequest): Promise<Task | null> {
+    try {
+      const t = await api().analysis.start(req);
+      upsert(t);
+      setError('analysis', null);
+      return t;
+    } catch (e) {
+      setError('analysis', e);
+      return null;
+    }
+  }
+
+  async function exportModel(req: ExportRequest): Promise<Task | null> {
+    try {
+      const t = await api().models.export(req);
+      upsert(t);
+      setError('export', null);
+      return t;
+    } catch (e) {
+      setError('export', e);
+      return null;
+    }
+  }
+
+  /** A completed analysis' result, fetched once. */
+  async function result(taskId: string): Promise<AnalysisResult | null> {
+    const have = results.value.get(taskId);
+    if (have) return have;
+    try {
+      const r = await api().analysis.result({ taskId });
+      results.value = new Map(results.value).set(taskId, r);
+      setError(taskId, null);
+      return r;
+    } catch (e) {
+      setError(taskId, e);
+      return null;
+    }
+  }
+
+  async function cancel(taskId: string): Promise<void> {
+    try {
+      upsert(await api().tasks.cancel({ taskId }));
+    } catch (e) {
+      setError(taskId, e);
+    }
+  }
+
+  async function remove(taskId: string): Promise<void> {
+    try {
+      await api().tasks.delete({ taskId });
+      tasks.value = tasks.value.filter((t) => t.id !== taskId);
+    } catch (e) {
+      setError(taskId, e);
+    }
+  }
+
+  function connect(): void {
+    stop ??= api().onTaskState((t) => upsert(t));
+  }
+
+  function disconnect(): void {
+    stop?.();
+    stop = null;
+  }
+
+  return { tasks, loaded, errors, results, byId, ofKind, clearError: (where: string) => setError(where, null), load, analyze, exportModel, result, cancel, remove, connect, disconnect };
+});

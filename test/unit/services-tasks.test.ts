@@ -1,0 +1,144 @@
+// Tasks through the API, with the real `cnx` commands: a V1-vs-V2 analysis of a V1 classifier against a V2
+// FCMAE model (the paper's comparison) on a catalogued dataset, served files and their limits; exports of a
+// real run's checkpoint to ONNX (runs in onnxruntime with the dataset's labels) and to timm safetensors (loads
+// back); bad requests, a failing command's message, cancel, and a restart that finds an interrupted task.
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import type { ApiError} from '../../common/api.ts';
+import { type Task } from '../../common/api.ts';
+import { parseArch } from '../../common/variants.ts';
+import { Workbench } from '../../main/services/workbench.ts';
+import { resolveFile } from '../../main/web/files.ts';
+import { loadCheckpoint, saveCheckpoint } from '../../native-worker/checkpoint/load.ts';
+import { makeTensor } from '../../native-worker/checkpoint/tensor.ts';
+import { convnextParams } from '../../native-worker/nn/convnext.ts';
+import { FCMAE_DEFAULTS, fcmaeParams } from '../../native-worker/nn/fcmae.ts';
+import { initParams, type ParamSpec } from '../../native-worker/nn/params.ts';
+import { textureDataset } from '../helpers/dataset.ts';
+import { tempDir, tinyJob, tinyManifest, waitFor, waitForState } from '../helpers/services.ts';
+
+async function writeModel(file: string, specs: ParamSpec[], seed: number): Promise<string> {
+  const values = initParams(specs, seed);
+  await saveCheckpoint(file, new Map(specs.map((p) => [p.name, makeTensor([...p.shape], values.get(p.name)!)])));
+  return file;
+}
+
+/** Follows a task on the taskState stream until it leaves queued/running. */
+function settled(wb: Workbench, id: string, timeoutMs = 240_000): Promise<Task> {
+  return waitFor(`task ${id} to finish`, () => {
+    const t = wb.tasks.get(id);
+    return t.state !== 'queued' && t.state !== 'running' ? t : null;
+  }, timeoutMs, 100);
+}
+
+describe('tasks: analysis and export', () => {
+  let dir: string;
+  let wb: Workbench;
+  const published: Task[] = [];
+
+  before(async () => {
+    dir = tempDir('tasks');
+    wb = await Workbench.open({ workspace: join(dir, 'ws'), killGraceMs: 500 });
+    wb.hub.subscribe((b) => b.items.forEach((i) => i.stream === 'taskState' && published.push(i.data as Task)));
+  });
+  after(async () => wb.close());
+
+  test('a V1 classifier against a V2 FCMAE model: per-layer distances, grids, GRN stats, served files', async () => {
+    await textureDataset(join(dir, 'textures'), 64, 3, 3);
+    const imp = await wb.handlers['datasets.import']({ source: join(dir, 'textures'), name: 'textures', kind: 'folder' });
+    const imported = await waitFor('the import', () => wb.datasets.importTasks().find((t) => t.taskId === imp.taskId && t.state !== 'running'));
+    assert.equal(imported.state, 'completed', imported.error ?? '');
+    const v1 = await writeModel(join(dir, 'v1.safetensors'), convnextParams({ arch: parseArch('convnext_atto'), numClasses: 4 }), 3);
+    const v2 = await writeModel(join(dir, 'v2-fcmae.safetensors'), fcmaeParams({ ...FCMAE_DEFAULTS, arch: parseArch('convnextv2_atto'), inputSize: 64 }), 4);
+
+    const task = await wb.handlers['analysis.start']({ models: [{ model: { file: v1 }, name: 'V1 atto' }, { model: { file: v2 } }], dataset: 'textures', split: 'val', images: 5, size: 64, gridImage: 2 });
+    assert.equal(task.kind, 'analysis');
+    assert.equal(task.title, 'V1 atto vs v2-fcmae on textures');
+    const done = await settled(wb, task.id);
+    assert.equal(done.state, 'completed', JSON.stringify(done.error));
+    assert.ok(published.some((t) => t.id === task.id && t.state === 'running'), 'the running state was published');
+    assert.ok(published.some((t) => t.id === task.id && t.state === 'completed'));
+
+    const r = await wb.handlers['analysis.result']({ taskId: task.id });
+    assert.equal(r.images, 5);
+    assert.deepEqual(r.models.map((m) => [m.name, m.arch, m.fcmae]), [['V1 atto', 'convnext_atto', false], ['v2-fcmae', 'convnextv2_atto', true]]);
+    for (const m of r.models) {
+      assert.equal(m.layers.length, 12);
+      assert.equal(m.gridLayer, 9, 'the last block of stage 2 by default');
+      for (const l of m.layers) assert.ok(l.distance! > 0 && l.distance! < 0.5, `${m.name} ${l.name}: ${l.distance}`);
+    }
+    assert.equal(r.models[0]!.grn.length, 0);
+    assert.equal(r.models[1]!.grn.length, 12);
+    assert.equal(r.gridImage?.index, 2);
+    assert.deepEqual(done.files.filter((f) => f !== 'manifest.json'), ['activations-1-V1-atto.png', 'activations-2-v2-fcmae.png', 'analysis.json', 'cosine-distance.csv']);
+    const csv = readFileSync(join(done.dir, 'cosine-distance.csv'), 'utf8').split('\n');
+    assert.equal(csv[0], 'layer,depth,V1 atto,v2-fcmae');
+
+    const served = await resolveFile(wb, `/files/task/${task.id}/activations-2-v2-fcmae.png`, new URLSearchParams());
+    assert.equal(served.contentType, 'image/png');
+    await assert.rejects(resolveFile(wb, `/files/task/${task.id}/task.json`, new URLSearchParams()), (e: ApiError) => e.code === 'not-found');
+    await assert.rejects(resolveFile(wb, `/files/task/${task.id}/../x`, new URLSearchParams()), (e: ApiError) => e.code === 'invalid');
+    await assert.rejects(resolveFile(wb, '/files/task/nope/analysis.json', new URLSearchParams()), (e: ApiError) => e.code === 'invalid');
+  });
+
+  test('bad analysis requests name the problem; a failing command reports its own message', async () => {
+    await assert.rejects(async () => wb.handlers['analysis.start']({ models: [{ model: { file: join(dir, 'missing.safetensors') } }], dataset: 'textures', split: 'val', images: 4, size: 64, gridImage: 0 }), (e: ApiError) => e.code === 'invalid' && e.field === 'models.0.model' && /no such checkpoint file/.test(e.message));
+    await assert.rejects(async () => wb.handlers['analysis.start']({ models: [{ model: { runId: 'nope', step: 1 } }], dataset: 'textures', split: 'val', images: 4, size: 64, gridImage: 0 }), (e: ApiError) => e.code === 'not-found');
+    await assert.rejects(async () => wb.handlers['analysis.start']({ models: [{ model: { file: join(dir, 'v1.safetensors') } }], dataset: 'nope', split: 'val', images: 4, size: 64, gridImage: 0 }), (e: ApiError) => e.code === 'not-found');
+    const t = await wb.handlers['analysis.start']({ models: [{ model: { file: join(dir, 'v1.safetensors') } }], dataset: 'textures', split: 'val', images: 4, size: 64, gridLayer: 40, gridImage: 0 });
+    const done = await settled(wb, t.id);
+    assert.equal(done.state, 'failed');
+    assert.equal(done.error?.message, '--grid-layer must be in 0..11');
+    await assert.rejects(async () => wb.handlers['analysis.result']({ taskId: t.id }), (e: ApiError) => e.code === 'conflict');
+    await wb.handlers['tasks.delete']({ taskId: t.id });
+    assert.ok(!existsSync(done.dir));
+    await assert.rejects(async () => wb.handlers['tasks.get']({ taskId: t.id }), (e: ApiError) => e.code === 'not-found');
+  });
+
+  test("a run's checkpoint exports to ONNX with its labels and to timm safetensors", async () => {
+    const manifest = await tinyManifest(join(dir, 'tiny'));
+    const run = await wb.handlers['runs.create']({ config: tinyJob(manifest, { steps: 2, checkpointEvery: 2 }), engine: 'onnx', name: 'tiny v2', priority: 0, start: true });
+    const finished = await waitForState(wb, run.id, ['completed', 'failed'], 240_000);
+    assert.equal(finished.state, 'completed');
+    await assert.rejects(async () => wb.handlers['models.export']({ runId: run.id, step: 1, format: 'onnx' }), (e: ApiError) => e.code === 'not-found' && e.field === 'step');
+
+    const onnxTask = await wb.handlers['models.export']({ runId: run.id, step: 2, format: 'onnx' });
+    const timmTask = await wb.handlers['models.export']({ runId: run.id, step: 2, format: 'timm' });
+    const [onnxDone, timmDone] = [await settled(wb, onnxTask.id), await settled(wb, timmTask.id)];
+    assert.equal(onnxDone.state, 'completed', JSON.stringify(onnxDone.error));
+    assert.deepEqual(onnxDone.files, ['labels.txt', 'tiny-v2-step2.onnx', 'tiny-v2-step2.onnx.json']);
+    const meta = JSON.parse(readFileSync(join(onnxDone.dir, 'tiny-v2-step2.onnx.json'), 'utf8'));
+    assert.deepEqual(meta.labels, ['a', 'b', 'c']);
+    assert.equal(meta.inputSize, 32);
+    const session = await ort.InferenceSession.create(join(onnxDone.dir, 'tiny-v2-step2.onnx'));
+    const out = await session.run({ image: new ort.Tensor('float32', new Float32Array(3 * 32 * 32), [1, 3, 32, 32]) });
+    assert.deepEqual(out.logits!.dims, [1, 3]);
+
+    assert.equal(timmDone.state, 'completed', JSON.stringify(timmDone.error));
+    const ck = await loadCheckpoint(join(timmDone.dir, 'tiny-v2-step2.safetensors'));
+    assert.equal(ck.layout, 'timm');
+    assert.equal(ck.arch.numClasses, 3);
+  });
+
+  test('cancel stops a running task; a restart marks a task it found running as interrupted', async () => {
+    const t = await wb.handlers['analysis.start']({ models: [{ model: { file: join(dir, 'v1.safetensors') } }], dataset: 'textures', split: 'val', images: 512, size: 224, gridImage: 0 });
+    await waitFor('the analysis to run', () => wb.tasks.get(t.id).state === 'running');
+    await wb.handlers['tasks.cancel']({ taskId: t.id });
+    assert.equal((await settled(wb, t.id, 30_000)).state, 'cancelled');
+
+    const t2 = await wb.handlers['analysis.start']({ models: [{ model: { file: join(dir, 'v1.safetensors') } }], dataset: 'textures', split: 'val', images: 512, size: 224, gridImage: 0 });
+    await waitFor('the analysis to run', () => wb.tasks.get(t2.id).state === 'running');
+    // A task.json that still says running, as a crash of the workbench would leave it.
+    const record = readFileSync(join(t2.dir, 'task.json'), 'utf8');
+    await wb.close();
+    writeFileSync(join(t2.dir, 'task.json'), record);
+    wb = await Workbench.open({ workspace: join(dir, 'ws'), killGraceMs: 500 });
+    const again = wb.tasks.get(t2.id);
+    assert.equal(again.state, 'interrupted');
+    assert.match(again.error?.message ?? '', /stopped while this task was running/);
+    assert.ok(wb.tasks.list('analysis').length >= 3, 'earlier analyses are listed after the restart');
+  });
+});
