@@ -17,17 +17,29 @@ export interface EvalMetrics {
   readonly confusion: number[][];
 }
 
+/** A misclassified image: its dataset-relative path, true label and prediction. */
+export interface Mistake {
+  readonly path: string;
+  readonly label: number;
+  readonly pred: number;
+}
+
+/** Bounds the mistakes file of a huge validation split (a few MB at most); the PyTorch engine's too. */
+export const MAX_MISTAKES = 20000;
+
 /** Accumulates predictions of labelled images into the metrics. */
 export class EvalAccumulator {
   private readonly confusion: number[][];
   private top5Hits = 0;
   private count = 0;
+  /** The misclassified images seen so far (when add() was given their paths). */
+  readonly mistakes: Mistake[] = [];
 
   constructor(private readonly k: number) {
     this.confusion = Array.from({ length: k }, () => new Array<number>(k).fill(0));
   }
 
-  add(logits: Float32Array, labels: ArrayLike<number>, rows: number): void {
+  add(logits: Float32Array, labels: ArrayLike<number>, rows: number, paths?: readonly string[]): void {
     const k = this.k;
     for (let i = 0; i < rows; i++) {
       const label = labels[i]!;
@@ -36,6 +48,7 @@ export class EvalAccumulator {
       let best = 0;
       for (let j = 1; j < k; j++) if (row[j]! > row[best]!) best = j;
       this.confusion[label]![best]!++;
+      if (best !== label && paths && this.mistakes.length < MAX_MISTAKES) this.mistakes.push({ path: paths[i]!, label, pred: best });
       // Top-5: fewer than 5 classes score higher than the true one.
       let higher = 0;
       for (let j = 0; j < k; j++) if (row[j]! > row[label]!) higher++;

@@ -2,7 +2,7 @@
 // dataset manifest, speaking the event protocol (common/protocol.ts) and writing the run files that the
 // PyTorch engine writes too (run-files.ts), so either engine can resume or evaluate the other's checkpoints.
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { type JobConfig, JobConfigError, parseJobConfig } from '../../common/job.ts';
 import type { Manifest } from '../../common/manifest.ts';
@@ -17,7 +17,7 @@ import { FCMAE_DEFAULTS, type FcmaeConfig, fcmaeParams, randomMask } from '../nn
 import { type ParamSpec, type ParamValues, initParams } from '../nn/params.ts';
 import { Rng } from '../nn/random.ts';
 import { lrAt } from '../optim/recipes.ts';
-import { EvalAccumulator, type EvalMetrics, Evaluator } from './evaluate.ts';
+import { EvalAccumulator, type EvalMetrics, Evaluator, type Mistake } from './evaluate.ts';
 import type { EventSink } from './events.ts';
 import { Reconstructor } from './inference.ts';
 import { dropPathFactors, mixBatch } from './mixup.ts';
@@ -207,14 +207,19 @@ async function train(cfg: JobConfig, o: RunOptions): Promise<JobStatus> {
   const evaluate = async (): Promise<void> => {
     if (!evaluator) return;
     const weights = await trainer.weights();
-    const m = await evaluator.run(weights, o.signal);
-    if (!m) return;
+    const r = await evaluator.run(weights, o.signal);
+    if (!r) return;
+    const { mistakes, ...m } = r;
     sink.emit('eval', { step: trainer.stepCount, weights: 'model', ...m });
+    writeMistakes(sink, cfg, trainer.stepCount, mistakes);
     if (optim.emaDecay !== null) {
       const state = await trainer.state();
       const ema: ParamValues = new Map(specs.map((p) => [p.name, state.get(`${p.name}.ema`)!]));
       const e = await evaluator.run(ema, o.signal);
-      if (e) sink.emit('eval', { step: trainer.stepCount, weights: 'ema', ...e });
+      if (e) {
+        const { mistakes: _emaMistakes, ...em } = e;
+        sink.emit('eval', { step: trainer.stepCount, weights: 'ema', ...em });
+      }
     }
     if (m.top1 !== null && (bestTop1 === null || m.top1 > bestTop1)) {
       bestTop1 = m.top1;
@@ -302,8 +307,17 @@ function reconstructionSampler(c: FcmaeConfig, cfg: JobConfig, o: RunOptions, rn
   };
 }
 
+/** evals/step-<step>.json: the misclassified images of an evaluation, announced as a 'mistakes' sample. */
+function writeMistakes(sink: RunOptions['sink'], cfg: JobConfig, step: number, mistakes: Mistake[]): void {
+  const path = join(cfg.runDir, 'evals', `step-${step}.json`);
+  mkdirSync(dirname(path), { recursive: true });
+  writeJsonAtomic(path, { version: 1, step, split: cfg.data.evalSplit, mistakes });
+  sink.emit('sample', { step, kind: 'mistakes', path });
+}
+
 interface LazyEvaluator {
-  run(weights: ParamValues, signal: AbortSignal): Promise<EvalMetrics | null>;
+  /** The metrics, and the misclassified images (dataset-relative paths) of that evaluation. */
+  run(weights: ParamValues, signal: AbortSignal): Promise<(EvalMetrics & { mistakes: Mistake[] }) | null>;
   release(): Promise<void>;
 }
 
@@ -321,12 +335,12 @@ function lazyEvaluator(cfg: JobConfig, arch: Arch, manifest: Manifest, o: RunOpt
         for await (const b of loader) {
           if (signal.aborted) return null;
           const rows = b.labels.length;
-          acc.add(await ev.logits(weights, b.images, rows), Array.from(b.labels, Number), rows);
+          acc.add(await ev.logits(weights, b.images, rows), Array.from(b.labels, Number), rows, Array.from(b.indices, (i) => manifest.items[i]!.path));
         }
       } finally {
         await loader.close();
       }
-      return acc.result();
+      return { ...acc.result(), mistakes: acc.mistakes };
     },
     async release() {
       await ev?.release();
@@ -344,12 +358,14 @@ async function evaluateJob(cfg: JobConfig, o: RunOptions): Promise<JobStatus> {
   o.sink.emit('started', { engine: 'onnx', device: chooseProvider(provider(cfg)).chosen, params: specs.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0), kind: 'eval', arch: cfg.model.arch });
   const ev = lazyEvaluator(cfg, arch, manifest, o);
   try {
-    const m = await ev.run(weights, o.signal);
-    if (!m) {
+    const r = await ev.run(weights, o.signal);
+    if (!r) {
       if (o.signal.aborted) return 'cancelled';
       throw new JobError(`${cfg.data.manifest}: no ${cfg.data.evalSplit} images to evaluate`);
     }
+    const { mistakes, ...m } = r;
     o.sink.emit('eval', { step: 0, weights: 'model', ...m });
+    writeMistakes(o.sink, cfg, 0, mistakes);
   } finally {
     await ev.release();
   }

@@ -129,10 +129,23 @@ class TrainingJobs(unittest.TestCase):
         self.assertIn("stages.0.blocks.0.mlp.fc1.weight", weights)
         state = load_file(os.path.join(folder, "step-2.state.safetensors"))
         self.assertIn("ema.head.fc.weight", state)
+        # The model evaluation names its misclassified images: exactly the matrix's off-diagonal counts.
+        samples = [e for e in of_type(events, "sample") if e["kind"] == "mistakes"]
+        self.assertEqual([e["step"] for e in samples], [2])
+        with open(samples[0]["path"], encoding="utf-8") as f:
+            recorded = json.load(f)
+        self.assertEqual(recorded["split"], "val")
+        counted = [[0] * 3 for _ in range(3)]
+        for m in recorded["mistakes"]:
+            self.assertNotEqual(m["label"], m["pred"])
+            self.assertFalse(os.path.isabs(m["path"]), m["path"])
+            counted[m["label"]][m["pred"]] += 1
+        model_eval = evals[0]["confusion"]
+        self.assertEqual(counted, [[0 if t == p else model_eval[t][p] for p in range(3)] for t in range(3)])
 
     def test_eval_job(self) -> None:
         events = self.events("ev")
-        self.assertEqual([e["type"] for e in events if e["type"] != "log"], ["started", "eval", "done"])
+        self.assertEqual([e["type"] for e in events if e["type"] != "log"], ["started", "eval", "sample", "done"])
         ev = first(events, "eval")
         assert ev is not None
         self.assertEqual((ev["step"], ev["images"]), (0, 3))

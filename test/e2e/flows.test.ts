@@ -230,11 +230,19 @@ describe('workbench flows in Chromium', () => {
     await screenshot(page, '12-confusion');
   });
 
-  step('a confusion cell opens the images of its true class in the evaluated split', async () => {
+  step('a mistake cell shows its misclassified images; a diagonal cell opens its class in the evaluated split', async () => {
+    const commonest = page.locator('.detail li', { has: page.locator('button.link') }).first();
+    const count = Number(/\s(\d+)\s\(/.exec(await commonest.innerText())![1]);
+    await commonest.locator('button.link').click();
+    const gallery = page.getByRole('figure', { name: 'Misclassified images' });
+    await gallery.waitFor();
+    assert.equal(await gallery.locator('img').count(), Math.min(count, 200), 'one thumbnail per image in the cell');
+    await page.waitForFunction(() => [...document.querySelectorAll<HTMLImageElement>('.gallery img')].every((i) => i.complete && i.naturalWidth > 0));
+    await screenshot(page, '13-confusion-mistakes');
+
     const matrix = page.getByRole('img', { name: /Confusion matrix of 10 classes/ });
     await matrix.focus();
-    await page.keyboard.press('ArrowDown');
-    await page.keyboard.press('ArrowDown');
+    for (const key of ['ArrowDown', 'ArrowDown', 'ArrowRight', 'ArrowRight']) await page.keyboard.press(key);
     const truth = await page.locator('.readout b').first().innerText();
     await page.keyboard.press('Enter');
     await page.waitForURL(/#\/datasets\/fashion\?/);
@@ -242,7 +250,7 @@ describe('workbench flows in Chromium', () => {
     assert.equal(query.get('label'), truth);
     assert.equal(query.get('split'), 'val');
     await page.waitForFunction(() => document.querySelector('.count-line')?.textContent?.startsWith('4 images'));
-    await screenshot(page, '13-confusion-cell-images');
+    await screenshot(page, '13b-confusion-cell-images');
   });
 
   step('the V1-vs-V2 comparison runs the feature analysis and shows its plot, grids and tables', async () => {
@@ -258,7 +266,7 @@ describe('workbench flows in Chromium', () => {
     await page.getByRole('button', { name: 'Run analysis' }).click();
     const result = page.getByTestId('analysis-result');
     await result.waitFor({ timeout: 180_000 });
-    const plot = page.getByRole('img', { name: /Feature cosine distance per layer of V1 .* and V2 / });
+    const plot = page.getByRole('img', { name: /Feature cosine distance per layer of .*V1.* and V2 / });
     await plot.waitFor();
     assert.equal(await plot.locator('path').count(), 2, 'one line per model');
     assert.equal(await plot.locator('circle').count(), 24, 'a point per block of each atto');

@@ -79,9 +79,25 @@ test('fine-tuning from the FCMAE encoder evaluates on val (top-1, confusion), ke
   assert.ok(existsSync(join(runDir, 'checkpoints', best.weights)));
   const bestEval = evals.filter((e) => e.weights === 'model' && e.step === best.step)[0]!;
 
+  // Each model evaluation names its misclassified images: exactly the off-diagonal counts of its matrix.
+  const samples = of(events, 'sample').filter((e) => e.kind === 'mistakes');
+  assert.deepEqual(samples.map((e) => e.step), [2, 4]);
+  for (const e of evals.filter((x) => x.weights === 'model')) {
+    const file = JSON.parse(readFileSync(join(runDir, 'evals', `step-${e.step}.json`), 'utf8'));
+    assert.equal(file.split, 'val');
+    const counted = e.confusion.map((row) => row.map(() => 0));
+    for (const m of file.mistakes) {
+      assert.notEqual(m.label, m.pred);
+      assert.ok(existsSync(join(dir, 'data', m.path)), `${m.path} is a dataset-relative path`);
+      counted[m.label]![m.pred]!++;
+    }
+    assert.deepEqual(counted, e.confusion.map((row, t) => row.map((v, p) => (t === p ? 0 : v))));
+  }
+
   const ev = await onnx(base('eval', join(dir, 'ev'), { init: { weights: join(runDir, 'checkpoints', 'best.json') } }));
   const [only] = of(ev, 'eval');
   assert.deepEqual(only!.confusion, bestEval.confusion);
+  assert.deepEqual(JSON.parse(readFileSync(join(dir, 'ev', 'evals', 'step-0.json'), 'utf8')).mistakes, JSON.parse(readFileSync(join(runDir, 'evals', `step-${best.step}.json`), 'utf8')).mistakes);
 });
 
 test('a bad config or bad weights fail with a clear error event and done: failed', async () => {

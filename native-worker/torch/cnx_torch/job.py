@@ -183,14 +183,30 @@ def load_fcmae_weights(model: FCMAE, path: str, events: EventWriter) -> None:
         events.log(f"initialised encoder from {path}; decoder trained from scratch")
 
 
+# Bounds the mistakes file of a huge validation split (a few MB at most).
+MAX_MISTAKES = 20000
+
+
+def write_mistakes(events: EventWriter, run_dir: str, step: int, split: str, mistakes: List[Dict[str, Any]]) -> None:
+    """evals/step-<step>.json: the misclassified images of an evaluation, announced as a 'mistakes' sample."""
+    path = os.path.join(run_dir, "evals", f"step-{step}.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    ckpt.write_json_atomic(path, {"version": 1, "step": step, "split": split, "mistakes": mistakes})
+    events.emit("sample", step=step, kind="mistakes", path=path)
+
+
 class _Evaluator:
     """Top-1/top-5, per-class accuracy and the confusion matrix over one labeled split."""
 
-    def __init__(self, cfg: JobConfig, items: List[ManifestItem], device: torch.device, precision: Precision) -> None:
+    def __init__(self, cfg: JobConfig, items: List[ManifestItem], device: torch.device, precision: Precision,
+                 root: str) -> None:
         self.cfg = cfg
         self.items = items
         self.device = device
         self.precision = precision
+        self.root = root
+        # The misclassified images of the last run (dataset-relative path, label, prediction), for the UI.
+        self.mistakes: List[Dict[str, Any]] = []
 
     @torch.no_grad()
     def run(self, model: nn.Module, cancel: CancelToken) -> Dict[str, Any]:
@@ -200,6 +216,8 @@ class _Evaluator:
                              self.cfg.data.workers, self.device.type == "cuda", self.cfg.data.seed)
         confusion = torch.zeros(k, k, dtype=torch.int64, device=self.device)
         top5 = torch.zeros((), dtype=torch.int64, device=self.device)
+        wrong: List[Tensor] = []
+        seen = 0
         was_training = model.training
         model.eval()
         try:
@@ -212,11 +230,18 @@ class _Evaluator:
                     logits = model(x)
                 pred = logits.argmax(dim=1)
                 confusion.index_put_((y, pred), torch.ones_like(y), accumulate=True)
+                # (position in the split, label, prediction) of each mistake; the loader keeps split order.
+                miss = (pred != y).nonzero().flatten()
+                positions = torch.arange(seen, seen + len(y), device=self.device)
+                wrong.append(torch.stack([positions[miss], y[miss], pred[miss]], dim=1))
+                seen += len(y)
                 topk = logits.topk(min(5, k), dim=1).indices
                 top5 += (topk == y.unsqueeze(1)).any(dim=1).sum()
         finally:
             model.train(was_training)
         conf = confusion.cpu()
+        self.mistakes = [{"path": os.path.relpath(self.items[i].path, self.root).replace(os.sep, "/"), "label": t, "pred": p}
+                         for i, t, p in (torch.cat(wrong).tolist() if wrong else [])[:MAX_MISTAKES]]
         total = int(conf.sum())
         rows = conf.sum(dim=1)
         per_class = [float(conf[i, i]) / float(rows[i]) if int(rows[i]) else None for i in range(k)]
@@ -241,6 +266,7 @@ class Job:
         self.cancel = cancel
         self.device = torch.device("cpu")
         self.precision = Precision("fp32", None, False)
+        self.manifest_root = ""
 
     def run(self) -> str:
         """Runs the job; returns the final status after emitting `done`. Never raises."""
@@ -282,6 +308,7 @@ class Job:
     def _run(self) -> str:
         self._setup()
         manifest = load_manifest(self.cfg.data.manifest)
+        self.manifest_root = manifest.root
         if self.cfg.kind == "eval":
             return self._run_eval(manifest.split(self.cfg.data.eval_split))
         return _Trainer(self, manifest.split("train"), manifest.split(self.cfg.data.eval_split)).run()
@@ -298,10 +325,12 @@ class Job:
         labeled = _labeled(items, cfg.model.num_classes, cfg.data.eval_split, self.events)
         if not labeled:
             raise JobError(f"the {cfg.data.eval_split} split has no labeled images to evaluate")
-        result = _Evaluator(cfg, labeled, self.device, self.precision).run(model, self.cancel)
+        evaluator = _Evaluator(cfg, labeled, self.device, self.precision, self.manifest_root)
+        result = evaluator.run(model, self.cancel)
         if self.cancel.requested:
             return "cancelled"
         self.events.emit("eval", step=0, weights="model", **result)
+        write_mistakes(self.events, cfg.run_dir, 0, cfg.data.eval_split, evaluator.mistakes)
         return "completed"
 
 
@@ -436,11 +465,12 @@ class _Trainer:
 
     # ---- evaluation -----------------------------------------------------------------------------------
     def _evaluate(self) -> None:
-        evaluator = _Evaluator(self.cfg, self.eval_items, self.device, self.precision)
+        evaluator = _Evaluator(self.cfg, self.eval_items, self.device, self.precision, self.job.manifest_root)
         result = evaluator.run(self.module, self.job.cancel)
         if self.job.cancel.requested:
             return
         self.events.emit("eval", step=self.step, weights="model", **result)
+        write_mistakes(self.events, self.cfg.run_dir, self.step, self.cfg.data.eval_split, evaluator.mistakes)
         if self.ema is not None:
             self.events.emit("eval", step=self.step, weights="ema", **evaluator.run(self.ema.module, self.job.cancel))
         top1 = result["top1"]
