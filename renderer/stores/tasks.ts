@@ -41,29 +41,20 @@ export const useTasksStore = defineStore('tasks', () => {
     }
   }
 
-  async function analyze(req: AnalysisRequest): Promise<Task | null> {
+  /** Starts a task; a refusal is kept under `where` for the form that asked. */
+  async function started(where: 'analysis' | 'export', call: () => Promise<Task>): Promise<Task | null> {
     try {
-      const t = await api().analysis.start(req);
+      const t = await call();
       upsert(t);
-      setError('analysis', null);
+      setError(where, null);
       return t;
     } catch (e) {
-      setError('analysis', e);
+      setError(where, e);
       return null;
     }
   }
-
-  async function exportModel(req: ExportRequest): Promise<Task | null> {
-    try {
-      const t = await api().models.export(req);
-      upsert(t);
-      setError('export', null);
-      return t;
-    } catch (e) {
-      setError('export', e);
-      return null;
-    }
-  }
+  const analyze = (req: AnalysisRequest) => started('analysis', () => api().analysis.start(req));
+  const exportModel = (req: ExportRequest) => started('export', () => api().models.export(req));
 
   /** A completed analysis' result, fetched once. */
   async function result(taskId: string): Promise<AnalysisResult | null> {
