@@ -2,7 +2,8 @@
 // Windows, a dmg on macOS. The app runs its TypeScript sources through tsx, as `cnx` does, so the sources
 // ship as they are: common/, main/ (services, web mode, the Electron main process), native-worker/ (the
 // engine and jobs that every worker process runs), the built renderer and preload (`npm run build`), and
-// the entry main/electron/main.mjs, which runs main.ts through tsx. Native modules and the PyTorch
+// the entry main/electron/main.mjs, which runs main.ts through tsx. Native modules (the JPEG addon cnx-jpeg
+// included: N-API, so the build made against Node's headers loads in Electron too) and the PyTorch
 // engine's Python sources are unpacked from the asar archive, because a .node library and a Python
 // interpreter can only open real files.
 import type { Configuration } from 'electron-builder';
@@ -22,6 +23,8 @@ const config: Configuration = {
     'common/**/*.ts',
     'main/**/*.{ts,mjs,js,html}',
     'native-worker/**/*.{ts,mjs}',
+    // The data loader's JPEG addon where `npm install` could build it (the loader falls back to sharp).
+    'native-worker/data/pipeline/native/build/Release/cnx_jpeg.node',
     'native-worker/torch/**/*.py',
     'dist/renderer/**/*',
     'dist/electron/preload.cjs',
@@ -42,7 +45,8 @@ const config: Configuration = {
   // better-sqlite3 is built against Node's ABI: rebuild it for Electron's (onnxruntime-node and sharp use N-API).
   npmRebuild: true,
   linux: { target: ['AppImage', 'deb'], category: 'Science', synopsis: 'ConvNeXt V2 datasets, FCMAE pretraining, fine-tuning and analysis' },
-  deb: { recommends: ['python3'] },
+  // libjpeg62-turbo: the JPEG addon links it (without it the loader falls back to sharp).
+  deb: { recommends: ['python3', 'libjpeg62-turbo'] },
   win: { target: ['nsis'] },
   nsis: { oneClick: false, perMachine: false, allowToChangeInstallationDirectory: true },
   mac: { target: ['dmg'], category: 'public.app-category.developer-tools' },

@@ -3,12 +3,14 @@ import { spawnSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { chooseProvider } from '../engine/runtime.ts';
+import { jpegDecoder } from '../data/pipeline/native-jpeg.ts';
 import { type Command, parseOptions } from './command.ts';
 
 const HELP = `usage: cnx doctor [--json] [--python PATH]
 
-Reports the ONNX engine (onnxruntime-node and its execution providers) and the PyTorch engine (a Python
-with torch: version, CUDA/MPS devices and memory). --python or CNX_PYTHON picks the interpreter.`;
+Reports the ONNX engine (onnxruntime-node and its execution providers), the PyTorch engine (a Python
+with torch: version, CUDA/MPS devices and memory) and the data loader's JPEG decoder. --python or
+CNX_PYTHON picks the interpreter.`;
 
 const PROBE = `import json, sys
 r = {"python": sys.version.split()[0]}
@@ -42,6 +44,7 @@ export const doctorCommand: Command = {
       onnx: { onnxruntime: ort.env.versions.common, backends: ort.listSupportedBackends().map((b) => b.name), chosen: report.chosen, skipped: report.skipped },
       torch: { interpreter: python, ...torch },
       torchEngineUsable: typeof torch.torch === 'string',
+      jpeg: jpegDecoder(),
     };
     if (o.values.json) {
       console.log(JSON.stringify(info, null, 2));
@@ -56,6 +59,7 @@ export const doctorCommand: Command = {
     } else {
       console.log(`PyTorch engine: not available with ${python} (${String(torch.error ?? 'torch not importable')}); set CNX_PYTHON or --python`);
     }
+    console.log(`data loader JPEG decoding: ${info.jpeg.decoder} (${info.jpeg.reason})`);
     return 0;
   },
 };

@@ -1,5 +1,6 @@
 // `npm run bench:data`: per-core throughput of decode + RandomResizedCrop(224) + flip + normalize, ours
-// (sharp) against torchvision/PIL on the same JPEGs, both single-threaded, measured in the same run.
+// (the libjpeg-turbo addon when built, else sharp; CNX_JPEG_DECODER=sharp forces sharp) against
+// torchvision/PIL on the same JPEGs, both single-threaded, measured in the same run.
 // The files are 200 photo-like 500x375 JPEGs (q90, or another size given as WxH) generated under /tmp and
 // deleted afterwards.
 // Per core means images per CPU-second of the whole process (all threads, user + sys): on a shared
@@ -11,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { resolveTransform } from '../../native-worker/data/pipeline/config.ts';
+import { jpegDecoder } from '../../native-worker/data/pipeline/native-jpeg.ts';
 import { normalizeLuts, transformSample } from '../../native-worker/data/pipeline/transform.ts';
 import { photoPixels } from '../helpers/images.ts';
 import { torchPython } from '../helpers/python.ts';
@@ -97,6 +99,8 @@ try {
     files.push(f);
   }
   console.error(`generated ${COUNT} ${W}x${H} q90 JPEGs in ${dir}`);
+  const decoder = jpegDecoder();
+  console.error(`ours decodes with ${decoder.decoder} (${decoder.reason})`);
   const best = { ours: { cpu: 0, wall: 0 }, torch: { cpu: 0, wall: 0 } };
   const f1 = (x: number) => x.toFixed(1);
   // Alternating rounds, best of each: the machine is shared, so take each side at its least disturbed.

@@ -89,10 +89,11 @@ test('bad inputs give a clear error naming the file and the problem, and write n
   assert.equal(['o1.npy', 'o2.npy', 'o3.npy'].some((f) => existsSync(join(dir, f))), false);
 });
 
-test('doctor reports the ONNX engine and its providers', async () => {
+test('doctor reports the ONNX engine and its providers, and the JPEG decoder', async () => {
   const r = await capture(['doctor', '--json']);
   assert.equal(r.code, 0);
   const info = JSON.parse(r.out);
   assert.equal(info.onnx.chosen, 'cpu');
   assert.ok(info.onnx.backends.includes('cpu'));
+  assert.ok(['libjpeg-turbo', 'sharp'].includes(info.jpeg.decoder) && info.jpeg.reason, JSON.stringify(info.jpeg));
 });

@@ -1,5 +1,6 @@
-// One sample through the transform: sharp decode + crop + resize (+ flip), then RandAugment, normalize to
-// float32 CHW and random erasing. The same function serves the loader workers and the UI preview.
+// One sample through the transform: decode + crop + resize (+ flip), then RandAugment, normalize to float32
+// CHW and random erasing. Plain JPEGs go through the libjpeg-turbo addon when it is built (native-jpeg.ts),
+// everything else through sharp. The same function serves the loader workers and the UI preview.
 import { readFileSync } from 'node:fs';
 import sharp, { type Sharp, type SharpOptions } from 'sharp';
 import { Rng } from '../../nn/random.ts';
@@ -7,6 +8,7 @@ import { mixSeed } from '../rng.ts';
 import { DEFAULT_MAX_PIXELS } from '../import/analyze.ts';
 import type { TransformConfig } from './config.ts';
 import { readJpegHeader } from './jpeg-header.ts';
+import { nativeCropResize } from './native-jpeg.ts';
 import { type RgbImage, randAugment } from './randaugment.ts';
 
 /** Python's round(): halves go to the even neighbour (torchvision's crop arithmetic uses it). */
@@ -62,20 +64,25 @@ interface Source {
   width: number;
   height: number;
   format: string;
+  /** A JPEG the addon may decode: upright, gray or RGB, no ICC profile for sharp to apply. */
+  native: boolean;
 }
 
 /** Plain JPEGs are described from their header in JS; anything else asks libvips. */
 async function openSource(buf: Buffer): Promise<Source> {
   const jpeg = readJpegHeader(buf);
-  if (jpeg && jpeg.orientation === 1) return { input: buf, options: decodeOptions, width: jpeg.width, height: jpeg.height, format: 'jpeg' };
+  if (jpeg && jpeg.orientation === 1) {
+    const native = !jpeg.icc && (jpeg.components === 1 || jpeg.components === 3);
+    return { input: buf, options: decodeOptions, width: jpeg.width, height: jpeg.height, format: 'jpeg', native };
+  }
   const meta = await sharp(buf, decodeOptions).metadata();
   if (meta.hasAlpha) {
     // Drop alpha before resampling, as PIL's convert('RGB') does: sharp would premultiply in 8 bits to
     // resize, shifting translucent colours by several levels.
     const { data, info } = await toRgb8(sharp(buf, decodeOptions)).toBuffer({ resolveWithObject: true });
-    return { input: data, options: { raw: { width: info.width, height: info.height, channels: 3 } }, width: info.width, height: info.height, format: 'raw' };
+    return { input: data, options: { raw: { width: info.width, height: info.height, channels: 3 } }, width: info.width, height: info.height, format: 'raw', native: false };
   }
-  return { input: buf, options: decodeOptions, width: meta.autoOrient.width, height: meta.autoOrient.height, format: meta.format };
+  return { input: buf, options: decodeOptions, width: meta.autoOrient.width, height: meta.autoOrient.height, format: meta.format, native: false };
 }
 
 async function rawRgb(s: Sharp, file: string, size: number): Promise<RgbImage> {
@@ -101,50 +108,62 @@ export function flipHorizontal(img: RgbImage): void {
 }
 
 /**
- * Train geometry: RandomResizedCrop + horizontal flip with one libvips call. The crop is cut before the
- * resize, so only the crop is resampled and the JPEG is decoded no further down than the crop's bottom.
- * When the crop is at least three times the output size (and the format supports it), the whole image is
- * instead resized so that the crop lands on size x size and cut out afterwards: libvips then decodes the
- * JPEG shrunk on load (2x/4x/8x in the DCT) and never below the output resolution.
+ * One sample's geometry: `region` of the (oriented) image resized to outWidth x outHeight, of which the
+ * size x size window at (left, top) is kept, mirrored when `flip`.
  */
-async function trainGeometry(buf: Buffer, file: string, cfg: TransformConfig, rng: Rng): Promise<{ img: RgbImage; flip: boolean }> {
-  const src = await openSource(buf);
-  const { width: W, height: H } = src;
-  const box = sampleResizedCrop(W, H, cfg.scale, cfg.ratio, rng);
+interface Plan {
+  region: CropBox;
+  outWidth: number;
+  outHeight: number;
+  left: number;
+  top: number;
+  flip: boolean;
+}
+
+/** Train: RandomResizedCrop + horizontal flip, drawn in that order. */
+function trainPlan(W: number, H: number, cfg: TransformConfig, rng: Rng): Plan {
+  const region = sampleResizedCrop(W, H, cfg.scale, cfg.ratio, rng);
   const flip = rng.chance(cfg.hflip);
+  return { region, outWidth: cfg.size, outHeight: cfg.size, left: 0, top: 0, flip };
+}
+
+/** Eval: shorter side to floor(size / cropPct) (bicubic), centre crop, as timm/torchvision do. */
+function evalPlan(W: number, H: number, cfg: TransformConfig): Plan {
   const size = cfg.size;
-  let s = sharp(src.input, src.options);
+  const short = Math.floor(size / cfg.cropPct);
+  // torchvision Resize(int): the shorter side becomes `short`, the longer int(short * long / shorter).
+  const [rw, rh] = W <= H ? [short, Math.trunc((short * H) / W)] : [Math.trunc((short * W) / H), short];
+  const region = { top: 0, left: 0, width: W, height: H };
+  return { region, outWidth: rw, outHeight: rh, left: roundHalfEven((rw - size) / 2), top: roundHalfEven((rh - size) / 2), flip: false };
+}
+
+/**
+ * The plan in libvips, flip left to the caller. Train: one call that cuts the crop before the resize, so
+ * only the crop is resampled and the JPEG is decoded no further down than the crop's bottom. When the crop
+ * is at least three times the output size (and the format supports it), the whole image is instead resized
+ * so that the crop lands on size x size and cut out afterwards: libvips then decodes the JPEG shrunk on
+ * load (2x/4x/8x in the DCT) and never below the output resolution.
+ */
+function sharpGeometry(src: Source, plan: Plan, cfg: TransformConfig): Sharp {
+  const { region: box, outWidth: rw, outHeight: rh } = plan;
+  const size = cfg.size;
+  const s = sharp(src.input, src.options);
+  if (!cfg.train) {
+    // fastShrinkOnLoad off: keep at least a 2x kernel reduction, closer to PIL's exact bicubic.
+    return s.resize(rw, rh, { fit: 'fill', kernel: 'cubic', fastShrinkOnLoad: false }).extract({ left: plan.left, top: plan.top, width: size, height: size });
+  }
   // sharp only shrinks on load when the shrink factor exceeds the load factor by one (a libjpeg rounding
   // guard), so below 3x there is nothing to gain over cropping first.
   if (SHRINK_ON_LOAD.has(src.format) && Math.min(box.width, box.height) >= 3 * size) {
     const fx = size / box.width;
     const fy = size / box.height;
-    const rw = Math.max(size, Math.round(W * fx));
-    const rh = Math.max(size, Math.round(H * fy));
-    const left = Math.min(rw - size, Math.round(box.left * fx));
-    const top = Math.min(rh - size, Math.round(box.top * fy));
-    s = s.resize(rw, rh, { fit: 'fill', kernel: 'cubic' }).extract({ left, top, width: size, height: size });
-  } else {
-    s = s.extract(box).resize(size, size, { fit: 'fill', kernel: 'cubic' });
+    const w = Math.max(size, Math.round(src.width * fx));
+    const h = Math.max(size, Math.round(src.height * fy));
+    const left = Math.min(w - size, Math.round(box.left * fx));
+    const top = Math.min(h - size, Math.round(box.top * fy));
+    return s.resize(w, h, { fit: 'fill', kernel: 'cubic' }).extract({ left, top, width: size, height: size });
   }
-  return { img: await rawRgb(s, file, size), flip };
-}
-
-/** Eval geometry: shorter side to floor(size / cropPct) (bicubic), centre crop, as timm/torchvision do. */
-async function evalGeometry(buf: Buffer, file: string, cfg: TransformConfig): Promise<RgbImage> {
-  const src = await openSource(buf);
-  const { width: W, height: H } = src;
-  const size = cfg.size;
-  const short = Math.floor(size / cfg.cropPct);
-  // torchvision Resize(int): the shorter side becomes `short`, the longer int(short * long / shorter).
-  const [rw, rh] = W <= H ? [short, Math.trunc((short * H) / W)] : [Math.trunc((short * W) / H), short];
-  const left = roundHalfEven((rw - size) / 2);
-  const top = roundHalfEven((rh - size) / 2);
-  // fastShrinkOnLoad off: keep at least a 2x kernel reduction, closer to PIL's exact bicubic.
-  const s = sharp(src.input, src.options)
-    .resize(rw, rh, { fit: 'fill', kernel: 'cubic', fastShrinkOnLoad: false })
-    .extract({ left, top, width: size, height: size });
-  return rawRgb(s, file, size);
+  return s.extract(box).resize(size, size, { fit: 'fill', kernel: 'cubic' });
 }
 
 /** Per-channel lookup tables (v / 255 - mean) / std: normalisation without a division per pixel. */
@@ -198,25 +217,42 @@ function randomErase(out: Float32Array, offset: number, size: number, rng: Rng):
  * Every random choice comes from `seed`, in a fixed order: crop, flip, RandAugment, erasing.
  */
 export async function transformSample(file: string, cfg: TransformConfig, seed: number, out: Float32Array, offset: number, luts = normalizeLuts(cfg)): Promise<void> {
-  let img: RgbImage;
-  let flip = false;
   const rng = new Rng(seed);
+  const size = cfg.size;
+  const augment = cfg.train ? cfg.randAugment : null;
+  // The geometry's result: written into `out` already (done), or RGB pixels still to flip and normalize.
+  let done = false;
+  let img: RgbImage | null = null;
+  let flip = false;
   try {
     // Synchronous read: one syscall sequence instead of four thread-pool round trips; a loader worker has
     // nothing else to do meanwhile.
     const buf = readFileSync(file);
-    if (cfg.train) ({ img, flip } = await trainGeometry(buf, file, cfg, rng));
-    else img = await evalGeometry(buf, file, cfg);
+    const src = await openSource(buf);
+    const plan = cfg.train ? trainPlan(src.width, src.height, cfg, rng) : evalPlan(src.width, src.height, cfg);
+    flip = plan.flip;
+    const native = src.native ? nativeCropResize() : null;
+    if (native) {
+      // Flipped and normalized straight into the batch, or flipped RGB when RandAugment comes next.
+      const spec = { ...plan.region, outWidth: plan.outWidth, outHeight: plan.outHeight, windowLeft: plan.left, windowTop: plan.top, size, flip, mean: cfg.mean, std: cfg.std, maxPixels: DEFAULT_MAX_PIXELS };
+      const rgb = augment ? new Uint8Array(3 * size * size) : null;
+      if (native(buf, spec, rgb ?? out, rgb ? 0 : offset)) {
+        if (rgb) img = { data: rgb, width: size, height: size };
+        else done = true;
+        flip = false;
+      }
+    }
+    if (!done && !img) img = await rawRgb(sharpGeometry(src, plan, cfg), file, size);
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     throw new Error(msg.startsWith(file) ? msg : `${file}: ${msg}`, { cause: e });
   }
-  if (cfg.train && cfg.randAugment) {
+  if (img && augment) {
     // RandAugment sees the flipped image, as in torchvision's order.
     if (flip) flipHorizontal(img);
     flip = false;
-    img = randAugment(img, cfg.randAugment, rng);
+    img = randAugment(img, augment, rng);
   }
-  normalizeInto(img, luts, out, offset, flip);
-  if (cfg.train && cfg.reprob > 0 && rng.chance(cfg.reprob)) randomErase(out, offset, cfg.size, rng);
+  if (img) normalizeInto(img, luts, out, offset, flip);
+  if (cfg.train && cfg.reprob > 0 && rng.chance(cfg.reprob)) randomErase(out, offset, size, rng);
 }
