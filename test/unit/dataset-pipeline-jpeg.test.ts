@@ -12,6 +12,7 @@ import { type CropResizeSpec, jpegDecoder, nativeCropResize, setJpegDecoder } fr
 import { transformSample } from '../../native-worker/data/pipeline/transform.ts';
 import { photoPixels, removeDir, tempDir } from '../helpers/images.ts';
 import { needTorch, runPython } from '../helpers/python.ts';
+import { diffStats, readF32 } from '../helpers/numeric.ts';
 
 const REF = join(import.meta.dirname, '..', 'helpers', 'torchvision_transforms.py');
 
@@ -53,22 +54,6 @@ const spec = (box: { top: number; left: number; height: number; width: number },
   maxPixels: DEFAULT_MAX_PIXELS,
 });
 
-function diffStats(a: Float32Array, b: Float32Array): { mean: number; max: number } {
-  assert.equal(a.length, b.length);
-  let sum = 0;
-  let max = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i]! - b[i]!);
-    sum += d;
-    max = Math.max(max, d);
-  }
-  return { mean: sum / a.length, max };
-}
-
-const readF32 = (file: string) => {
-  const b = readFileSync(file);
-  return new Float32Array(b.buffer, b.byteOffset, b.length / 4);
-};
 
 /** torchvision's results for many jobs (argument lists of torchvision_transforms.py) in one Python run. */
 function torchvision(python: string, dir: string, jobs: string[][]): Float32Array[] {

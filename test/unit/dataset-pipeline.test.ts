@@ -2,7 +2,7 @@
 // counts and resumption, batch shapes and statistics, RandAugment ops, and the augmentation preview.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
@@ -17,6 +17,7 @@ import { roundHalfEven, sampleResizedCrop, sampleSeed, transformSample } from '.
 import { Rng } from '../../native-worker/nn/random.ts';
 import { photo, photoPixels, removeDir, tempDir } from '../helpers/images.ts';
 import { needTorch, runPython } from '../helpers/python.ts';
+import { diffStats, readF32 } from '../helpers/numeric.ts';
 
 const REF = join(import.meta.dirname, '..', 'helpers', 'torchvision_transforms.py');
 
@@ -26,22 +27,6 @@ async function transformed(file: string, cfg: TransformConfig, seed: number): Pr
   return out;
 }
 
-function diffStats(a: Float32Array, b: Float32Array): { mean: number; max: number } {
-  assert.equal(a.length, b.length);
-  let sum = 0;
-  let max = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i]! - b[i]!);
-    sum += d;
-    max = Math.max(max, d);
-  }
-  return { mean: sum / a.length, max };
-}
-
-const readF32 = (file: string) => {
-  const b = readFileSync(file);
-  return new Float32Array(b.buffer, b.byteOffset, b.length / 4);
-};
 
 describe('transform geometry', () => {
   let dir: string;
