@@ -7,6 +7,7 @@ import { type Manifest, sealManifest } from '../../common/manifest.ts';
 import { type Arch, parseArch } from '../../common/variants.ts';
 import { FeatureProbe, activationGrid, grnStats, layersOf } from '../analysis/features.ts';
 import { loadCheckpoint } from '../checkpoint/load.ts';
+import type { ProviderChoice } from '../engine/runtime.ts';
 import type { TensorMap } from '../checkpoint/tensor.ts';
 import { exportManifest, readManifest } from '../data/manifest.ts';
 import { createLoader } from '../data/pipeline/loader.ts';
@@ -17,7 +18,7 @@ import { createProgress } from './progress.ts';
 
 const HELP = `usage: cnx analyze --checkpoint A [--checkpoint B ...] (--manifest FILE | --dataset NAME) --out DIR
                    [--name A --name B ...] [--split val] [--images 64] [--size 224] [--batch 16]
-                   [--grid-layer K] [--grid-image 0] [--workspace DIR]
+                   [--grid-layer K] [--grid-image 0] [--provider auto|cpu|cuda|webgpu] [--workspace DIR]
 
 For each checkpoint (V1 or V2, classifier or FCMAE encoder, any supported format) on the same images
 (spread over the classes):
@@ -32,7 +33,7 @@ export const analyzeCommand: Command = {
     const o = parseOptions(args, {
       checkpoint: { type: 'string', multiple: true }, name: { type: 'string', multiple: true }, manifest: { type: 'string' }, dataset: { type: 'string' }, out: { type: 'string' },
       split: { type: 'string', default: 'val' }, images: { type: 'string', default: '64' }, size: { type: 'string', default: '224' },
-      batch: { type: 'string', default: '16' }, 'grid-layer': { type: 'string' }, 'grid-image': { type: 'string', default: '0' }, workspace: { type: 'string' }, json: { type: 'boolean' },
+      batch: { type: 'string', default: '16' }, 'grid-layer': { type: 'string' }, 'grid-image': { type: 'string', default: '0' }, provider: { type: 'string', default: 'auto' }, workspace: { type: 'string' }, json: { type: 'boolean' },
     }, HELP);
     if (!o) return 0;
     const v = o.values;
@@ -42,6 +43,8 @@ export const analyzeCommand: Command = {
     if (names.length !== checkpoints.length) throw new CliError(`give one --name per --checkpoint (${checkpoints.length}), got ${names.length}`);
     const [count, size, batch, gridImage] = [Number(v.images), Number(v.size), Number(v.batch), Number(v['grid-image'])];
     if (!(count >= 1) || size % 32 || !(batch >= 1)) throw new CliError('--images and --batch must be positive, --size a multiple of 32');
+    const provider = v.provider as ProviderChoice;
+    if (!PROVIDERS.includes(provider)) throw new CliError(`--provider must be one of ${PROVIDERS.join(', ')}, got '${v.provider}'`);
     const out = resolve(v.out);
     mkdirSync(out, { recursive: true });
     const manifest = await pickImages(await manifestOf(v.manifest, v.dataset, v.workspace, out), v.split === 'train' || v.split === 'test' ? v.split : 'val', count);
@@ -59,7 +62,7 @@ export const analyzeCommand: Command = {
       const layers = layersOf(arch);
       const gridLayer = v['grid-layer'] !== undefined ? Number(v['grid-layer']) : layers.findLastIndex((l) => l.stage === 2);
       if (!(gridLayer >= 0 && gridLayer < layers.length)) throw new CliError(`--grid-layer must be in 0..${layers.length - 1}`);
-      const probe = await FeatureProbe.create(arch, batch, size);
+      const probe = await FeatureProbe.create(arch, batch, size, provider);
       const distance = new Float64Array(layers.length);
       const dead = new Float64Array(layers.length);
       const constant = new Float64Array(layers.length);
@@ -102,6 +105,7 @@ export const analyzeCommand: Command = {
   },
 };
 
+const PROVIDERS: readonly ProviderChoice[] = ['auto', 'cpu', 'cuda', 'webgpu'];
 const slug = (name: string) => name.replace(/[^A-Za-z0-9_-]+/g, '-').slice(0, 60);
 const csvField = (s: string) => (/[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);
 

@@ -60,8 +60,9 @@ test('cnx analyze compares a V1 and a V2 checkpoint: per-layer distances, grids,
     files.push(file);
   }
   const out = join(dir, 'out');
-  const code = await main(['analyze', '--checkpoint', files[0]!, '--checkpoint', files[1]!, '--manifest', manifest, '--images', '6', '--size', '64', '--batch', '4', '--out', out]);
+  const code = await main(['analyze', '--checkpoint', files[0]!, '--checkpoint', files[1]!, '--manifest', manifest, '--images', '6', '--size', '64', '--batch', '4', '--provider', 'cpu', '--out', out]);
   assert.equal(code, 0);
+  assert.equal(await main(['analyze', '--checkpoint', files[0]!, '--manifest', manifest, '--provider', 'tpu', '--out', out]), 2, 'an unknown execution provider is a usage error');
   const a = JSON.parse(readFileSync(join(out, 'analysis.json'), 'utf8'));
   assert.equal(a.images, 6);
   assert.deepEqual(a.models.map((m: { arch: string }) => m.arch), ['convnext_atto', 'convnextv2_atto']);
