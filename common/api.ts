@@ -478,6 +478,8 @@ export const AnalysisRequest = z.strictObject({
   gridLayer: int(0, 200).optional(),
   /** Which of the chosen images the grids show. */
   gridImage: int(0).default(0),
+  /** The engine that computes it: ONNX (CPU, or CUDA when present) or PyTorch (the Python of the settings). */
+  engine: EngineName.default('onnx'),
 });
 export type AnalysisRequest = z.input<typeof AnalysisRequest>;
 
@@ -507,6 +509,8 @@ export const AnalysisModel = z.object({
   grn: z.array(z.object({ layer: z.string(), weight: ParamStats, bias: ParamStats })),
 });
 export const AnalysisResult = z.object({
+  /** Absent in results written before the engine was recorded (those are the ONNX engine's). */
+  engine: EngineName.default('onnx'),
   images: int(0),
   size: int(1),
   split: z.string(),

@@ -156,6 +156,7 @@ export class Workbench {
       ...['--dataset', r.dataset, '--workspace', this.store.workspace, '--split', r.split],
       ...['--images', String(r.images), '--size', String(r.size), '--grid-image', String(r.gridImage)],
       ...(r.gridLayer !== undefined ? ['--grid-layer', String(r.gridLayer)] : []),
+      ...(r.engine === 'torch' ? ['--engine', 'torch', '--python', this.settings.get().pythonPath] : []),
       ...['--out', dir, '--json'],
     ]);
   }

@@ -73,7 +73,8 @@ export class FeatureProbe {
   }
 
   /** Per block: distances per image and channel statistics; `keepMaps` returns those blocks' maps too. */
-  async run(weights: ParamValues, images: Float32Array, keepMaps: ReadonlySet<number> = new Set()): Promise<{ stats: LayerStats[]; maps: Map<number, Float32Array> }> {
+  /** `rows`: how many of the n images are real (the rest pad the last batch; channel counts ignore them). */
+  async run(weights: ParamValues, images: Float32Array, keepMaps: ReadonlySet<number> = new Set(), rows = this.n): Promise<{ stats: LayerStats[]; maps: Map<number, Float32Array> }> {
     const feeds: Record<string, ReturnType<typeof tensor>> = { image: tensor('float32', images, [this.n, 3, this.size, this.size]) };
     for (const s of this.specs) {
       const w = weights.get(s.name);
@@ -86,7 +87,7 @@ export class FeatureProbe {
     layersOf(this.arch).forEach((_, k) => {
       const map = out[`map.${k}`]!;
       const data = map.data as Float32Array;
-      stats.push({ distance: Float32Array.from(out[`distance.${k}`]!.data as Float32Array), ...channelStats(data, map.dims as number[]) });
+      stats.push({ distance: Float32Array.from(out[`distance.${k}`]!.data as Float32Array), ...channelStats(data, map.dims as number[], rows) });
       if (keepMaps.has(k)) maps.set(k, Float32Array.from(data));
     });
     return { stats, maps };
@@ -97,11 +98,11 @@ export class FeatureProbe {
   }
 }
 
-function channelStats(x: Float32Array, [n, c, h, w]: number[]): { dead: number; constant: number } {
+function channelStats(x: Float32Array, [, c, h, w]: number[], n: number): { dead: number; constant: number } {
   const hw = h! * w!;
   const spatialStd = new Float64Array(c!);
   const maxAbs = new Float64Array(c!);
-  for (let s = 0; s < n!; s++) {
+  for (let s = 0; s < n; s++) {
     for (let k = 0; k < c!; k++) {
       const base = (s * c! + k) * hw;
       let sum = 0;
@@ -113,7 +114,7 @@ function channelStats(x: Float32Array, [n, c, h, w]: number[]): { dead: number; 
         if (Math.abs(v) > maxAbs[k]!) maxAbs[k] = Math.abs(v);
       }
       const mean = sum / hw;
-      spatialStd[k]! += Math.sqrt(Math.max(0, sq / hw - mean * mean)) / n!;
+      spatialStd[k]! += Math.sqrt(Math.max(0, sq / hw - mean * mean)) / n;
     }
   }
   const layerStd = spatialStd.reduce((a, b) => a + b, 0) / c!;

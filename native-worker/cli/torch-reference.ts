@@ -14,7 +14,7 @@ export const ENGINE_HELP = `  --engine onnx|torch   the ONNX engine (default) or
   --device cpu|cuda     PyTorch device (default cpu)`;
 
 /** Runs reference.py `command` and copies its outputs (name in the out folder -> destination). */
-export function viaTorch(command: 'infer' | 'grad' | 'fcmae', args: readonly string[], outputs: Readonly<Record<string, string | undefined>>, o: { python?: string | undefined; device?: string | undefined }): void {
+export function viaTorch(command: 'infer' | 'grad' | 'fcmae' | 'features', args: readonly string[], outputs: Readonly<Record<string, string | undefined>>, o: { python?: string | undefined; device?: string | undefined }): void {
   const python = o.python ?? process.env.CNX_PYTHON ?? 'python3';
   const out = mkdtempSync(join(tmpdir(), 'cnx-torch-'));
   try {

@@ -9,7 +9,12 @@
   reference.py fcmae --arch A --weights W.safetensors --input X.npy --mask M.npy --out DIR [--norm-pix-loss 0|1]
       W holds FCMAE names (encoder.* + decoder); M is (N, H/32, W/32), 1 = remove.
       DIR/pred.npy (N, L, 3072), DIR/loss.json {"loss": value}
-Common: --dtype float32|float64 (computation dtype; inputs are cast), --device cpu|cuda.
+  reference.py features --arch A --weights W.safetensors --input X.npy --out DIR [--batch 16]
+                       [--grid-block stages.2.blocks.5 --grid-image 0]
+      W holds encoder weights (timm names; a head is ignored). DIR/features.json: per block, the cosine
+      distance per image and dead/constant channel counts per batch (cnx_torch/analysis.py);
+      DIR/grid.npy (1, C, h, w): the grid block's output for the grid image.
+Common: --dtype float32|float64 (computation dtype; inputs are cast), --device cpu|cuda|auto (cuda when present).
 Classifier weights may use timm or official names; the number of classes comes from head.fc.weight, the
 decoder width and depth from proj.weight and decoder.<k>.*. Prints one JSON line naming the outputs.
 """
@@ -26,6 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from cnx_torch.analysis import block_features  # noqa: E402
 from cnx_torch.checkpoint import load_weights_file  # noqa: E402
 from cnx_torch.fcmae import FCMAE  # noqa: E402
 from cnx_torch.models import ConvNeXt, create_model, normalize_classifier_state  # noqa: E402
@@ -64,26 +70,47 @@ def _write_loss(out: str, loss: Tensor) -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="PyTorch reference outputs for parity tests")
-    parser.add_argument("command", choices=["infer", "grad", "fcmae"])
+    parser.add_argument("command", choices=["infer", "grad", "fcmae", "features"])
     parser.add_argument("--arch", required=True)
     parser.add_argument("--weights", required=True)
     parser.add_argument("--input", required=True, help=".npy images (N, 3, H, W)")
     parser.add_argument("--labels", help=".npy int64 class ids (N,), for grad")
     parser.add_argument("--mask", help=".npy mask (N, H/32, W/32), 1 = remove, for fcmae")
     parser.add_argument("--norm-pix-loss", type=int, choices=[0, 1], default=1)
+    parser.add_argument("--batch", type=int, default=16, help="images per forward pass, for features")
+    parser.add_argument("--grid-block", help="features: the block whose map of --grid-image is saved")
+    parser.add_argument("--grid-image", type=int, default=0)
     parser.add_argument("--out", required=True, help="output folder (created)")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
 
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
-    device = torch.device(args.device)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
+                          else "cpu" if args.device == "auto" else args.device)
     os.makedirs(args.out, exist_ok=True)
     weights = load_weights_file(args.weights)
     x = load_npy(args.input).to(device=device, dtype=dtype)
     outputs: List[str] = []
 
-    if args.command == "fcmae":
+    if args.command == "features":
+        if args.batch < 1:
+            parser.error("--batch must be positive")
+        encoder = create_model(args.arch, num_classes=0, with_head=False)
+        state = normalize_classifier_state(weights, encoder)
+        encoder.load_state_dict({k: v for k, v in state.items() if not k.startswith("head.")}, strict=True)
+        encoder.to(device=device, dtype=dtype)
+        blocks, grid = block_features(encoder, x, args.batch, args.grid_block, args.grid_image)
+        stats_path = os.path.join(args.out, "features.json")
+        with open(stats_path, "w", encoding="utf-8") as f:
+            json.dump({"blocks": [{"name": b.name, "distance": b.distance, "dead": b.dead, "constant": b.constant}
+                                  for b in blocks]}, f)
+        outputs.append(stats_path)
+        if grid is not None:
+            grid_path = os.path.join(args.out, "grid.npy")
+            save_npy(grid_path, grid)
+            outputs.append(grid_path)
+    elif args.command == "fcmae":
         if not args.mask:
             parser.error("fcmae needs --mask")
         fcmae = _fcmae(args.arch, weights, bool(args.norm_pix_loss)).to(device=device, dtype=dtype).eval()

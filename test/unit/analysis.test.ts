@@ -18,6 +18,7 @@ import { convnextParams } from '../../native-worker/nn/convnext.ts';
 import { initParams } from '../../native-worker/nn/params.ts';
 import { Rng } from '../../native-worker/nn/random.ts';
 import { textureDataset } from '../helpers/dataset.ts';
+import { needTorch } from '../helpers/python.ts';
 
 let dir = '';
 before(() => {
@@ -82,4 +83,31 @@ test('cnx analyze compares a V1 and a V2 checkpoint: per-layer distances, grids,
   assert.ok(existsSync(grid));
   const meta = await sharp(grid).metadata();
   assert.ok(meta.width! > 0 && meta.width === meta.height, 'an 8x8 grid of square maps');
+});
+
+test('cnx analyze --engine torch gives the ONNX engine numbers: distances, channel counts, grids', async (t) => {
+  const python = needTorch(t);
+  if (!python) return;
+  const manifest = await textureDataset(join(dir, 'data-torch'), 64, 2, 3, 5);
+  const file = join(dir, 'torch-v2.safetensors');
+  const specs = convnextParams({ arch: parseArch('convnextv2_atto'), numClasses: 4 });
+  const values = initParams(specs, 11);
+  // A trained-looking V2: nonzero GRN gamma, so GRN actually changes the features.
+  for (const s of specs) if (s.name.endsWith('grn.weight')) values.get(s.name)!.fill(0.5);
+  await saveCheckpoint(file, new Map(specs.map((p) => [p.name, makeTensor([...p.shape], values.get(p.name)!)])));
+  const common = ['--checkpoint', file, '--manifest', manifest, '--images', '7', '--size', '64', '--batch', '3', '--grid-image', '6'];
+  assert.equal(await main(['analyze', ...common, '--out', join(dir, 'by-onnx')]), 0);
+  assert.equal(await main(['analyze', ...common, '--engine', 'torch', '--python', python, '--device', 'cpu', '--out', join(dir, 'by-torch')]), 0);
+  const [a, b] = ['by-onnx', 'by-torch'].map((d) => JSON.parse(readFileSync(join(dir, d, 'analysis.json'), 'utf8')));
+  assert.equal(b.engine, 'torch');
+  for (const [k, l] of a.models[0].layers.entries()) {
+    const m = b.models[0].layers[k];
+    assert.ok(Math.abs(l.distance - m.distance) < 1e-5, `${l.name}: onnx ${l.distance} vs torch ${m.distance}`);
+    assert.deepEqual([m.dead, m.constant], [l.dead, l.constant], l.name);
+  }
+  // The grids are the same picture: the maps agree to float precision before 8-bit rounding.
+  const [ga, gb] = (await Promise.all(['by-onnx', 'by-torch'].map((d) => sharp(join(dir, d, 'activations-1-torch-v2.png')).raw().toBuffer()))) as [Buffer, Buffer];
+  let off = 0;
+  for (let i = 0; i < ga.length; i++) off = Math.max(off, Math.abs(ga[i]! - gb[i]!));
+  assert.ok(off <= 1, `grid pixels differ by up to ${off}`);
 });

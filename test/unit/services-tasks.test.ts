@@ -18,6 +18,7 @@ import { convnextParams } from '../../native-worker/nn/convnext.ts';
 import { FCMAE_DEFAULTS, fcmaeParams } from '../../native-worker/nn/fcmae.ts';
 import { initParams, type ParamSpec } from '../../native-worker/nn/params.ts';
 import { textureDataset } from '../helpers/dataset.ts';
+import { needTorch } from '../helpers/python.ts';
 import { tempDir, tinyJob, tinyManifest, waitFor, waitForState } from '../helpers/services.ts';
 
 async function writeModel(file: string, specs: ParamSpec[], seed: number): Promise<string> {
@@ -46,7 +47,7 @@ describe('tasks: analysis and export', () => {
   });
   after(async () => wb.close());
 
-  test('a V1 classifier against a V2 FCMAE model: per-layer distances, grids, GRN stats, served files', async () => {
+  test('a V1 classifier against a V2 FCMAE model: per-layer distances, grids, GRN stats, served files; the same on the PyTorch engine', async (t) => {
     await textureDataset(join(dir, 'textures'), 64, 3, 3);
     const imp = await wb.handlers['datasets.import']({ source: join(dir, 'textures'), name: 'textures', kind: 'folder' });
     const imported = await waitFor('the import', () => wb.datasets.importTasks().find((t) => t.taskId === imp.taskId && t.state !== 'running'));
@@ -54,7 +55,7 @@ describe('tasks: analysis and export', () => {
     const v1 = await writeModel(join(dir, 'v1.safetensors'), convnextParams({ arch: parseArch('convnext_atto'), numClasses: 4 }), 3);
     const v2 = await writeModel(join(dir, 'v2-fcmae.safetensors'), fcmaeParams({ ...FCMAE_DEFAULTS, arch: parseArch('convnextv2_atto'), inputSize: 64 }), 4);
 
-    const task = await wb.handlers['analysis.start']({ models: [{ model: { file: v1 }, name: 'V1 atto' }, { model: { file: v2 } }], dataset: 'textures', split: 'val', images: 5, size: 64, gridImage: 2 });
+    const task = await wb.handlers['analysis.start']({ models: [{ model: { file: v1 }, name: 'V1 atto' }, { model: { file: v2 } }], dataset: 'textures', split: 'val', images: 5, size: 64, gridImage: 2, engine: 'onnx' });
     assert.equal(task.kind, 'analysis');
     assert.equal(task.title, 'V1 atto vs v2-fcmae on textures');
     const done = await settled(wb, task.id);
@@ -77,6 +78,17 @@ describe('tasks: analysis and export', () => {
     const csv = readFileSync(join(done.dir, 'cosine-distance.csv'), 'utf8').split('\n');
     assert.equal(csv[0], 'layer,depth,V1 atto,v2-fcmae');
 
+    // The same analysis on the PyTorch engine (the settings' Python) gives the same distances.
+    const python = needTorch(t);
+    if (python) {
+      await wb.handlers['settings.update']({ pythonPath: python });
+      const viaTorch = await settled(wb, (await wb.handlers['analysis.start']({ ...task.request, engine: 'torch' } as Parameters<Workbench['handlers']['analysis.start']>[0])).id);
+      assert.equal(viaTorch.state, 'completed', JSON.stringify(viaTorch.error));
+      const rt = await wb.handlers['analysis.result']({ taskId: viaTorch.id });
+      assert.equal(rt.engine, 'torch');
+      rt.models.forEach((m, i) => m.layers.forEach((l, k) => assert.ok(Math.abs(l.distance! - r.models[i]!.layers[k]!.distance!) < 1e-5, `${m.name} ${l.name}`)));
+    }
+
     const served = await resolveFile(wb, `/files/task/${task.id}/activations-2-v2-fcmae.png`, new URLSearchParams());
     assert.equal(served.contentType, 'image/png');
     await assert.rejects(resolveFile(wb, `/files/task/${task.id}/task.json`, new URLSearchParams()), (e: ApiError) => e.code === 'not-found');
@@ -85,10 +97,10 @@ describe('tasks: analysis and export', () => {
   });
 
   test('bad analysis requests name the problem; a failing command reports its own message', async () => {
-    await assert.rejects(async () => wb.handlers['analysis.start']({ models: [{ model: { file: join(dir, 'missing.safetensors') } }], dataset: 'textures', split: 'val', images: 4, size: 64, gridImage: 0 }), (e: ApiError) => e.code === 'invalid' && e.field === 'models.0.model' && /no such checkpoint file/.test(e.message));
-    await assert.rejects(async () => wb.handlers['analysis.start']({ models: [{ model: { runId: 'nope', step: 1 } }], dataset: 'textures', split: 'val', images: 4, size: 64, gridImage: 0 }), (e: ApiError) => e.code === 'not-found');
-    await assert.rejects(async () => wb.handlers['analysis.start']({ models: [{ model: { file: join(dir, 'v1.safetensors') } }], dataset: 'nope', split: 'val', images: 4, size: 64, gridImage: 0 }), (e: ApiError) => e.code === 'not-found');
-    const t = await wb.handlers['analysis.start']({ models: [{ model: { file: join(dir, 'v1.safetensors') } }], dataset: 'textures', split: 'val', images: 4, size: 64, gridLayer: 40, gridImage: 0 });
+    await assert.rejects(async () => wb.handlers['analysis.start']({ models: [{ model: { file: join(dir, 'missing.safetensors') } }], dataset: 'textures', split: 'val', images: 4, size: 64, gridImage: 0, engine: 'onnx' }), (e: ApiError) => e.code === 'invalid' && e.field === 'models.0.model' && /no such checkpoint file/.test(e.message));
+    await assert.rejects(async () => wb.handlers['analysis.start']({ models: [{ model: { runId: 'nope', step: 1 } }], dataset: 'textures', split: 'val', images: 4, size: 64, gridImage: 0, engine: 'onnx' }), (e: ApiError) => e.code === 'not-found');
+    await assert.rejects(async () => wb.handlers['analysis.start']({ models: [{ model: { file: join(dir, 'v1.safetensors') } }], dataset: 'nope', split: 'val', images: 4, size: 64, gridImage: 0, engine: 'onnx' }), (e: ApiError) => e.code === 'not-found');
+    const t = await wb.handlers['analysis.start']({ models: [{ model: { file: join(dir, 'v1.safetensors') } }], dataset: 'textures', split: 'val', images: 4, size: 64, gridLayer: 40, gridImage: 0, engine: 'onnx' });
     const done = await settled(wb, t.id);
     assert.equal(done.state, 'failed');
     assert.equal(done.error?.message, '--grid-layer must be in 0..11');
@@ -124,12 +136,12 @@ describe('tasks: analysis and export', () => {
   });
 
   test('cancel stops a running task; a restart marks a task it found running as interrupted', async () => {
-    const t = await wb.handlers['analysis.start']({ models: [{ model: { file: join(dir, 'v1.safetensors') } }], dataset: 'textures', split: 'val', images: 512, size: 224, gridImage: 0 });
+    const t = await wb.handlers['analysis.start']({ models: [{ model: { file: join(dir, 'v1.safetensors') } }], dataset: 'textures', split: 'val', images: 512, size: 224, gridImage: 0, engine: 'onnx' });
     await waitFor('the analysis to run', () => wb.tasks.get(t.id).state === 'running');
     await wb.handlers['tasks.cancel']({ taskId: t.id });
     assert.equal((await settled(wb, t.id, 30_000)).state, 'cancelled');
 
-    const t2 = await wb.handlers['analysis.start']({ models: [{ model: { file: join(dir, 'v1.safetensors') } }], dataset: 'textures', split: 'val', images: 512, size: 224, gridImage: 0 });
+    const t2 = await wb.handlers['analysis.start']({ models: [{ model: { file: join(dir, 'v1.safetensors') } }], dataset: 'textures', split: 'val', images: 512, size: 224, gridImage: 0, engine: 'onnx' });
     await waitFor('the analysis to run', () => wb.tasks.get(t2.id).state === 'running');
     // A task.json that still says running, as a crash of the workbench would leave it.
     const record = readFileSync(join(t2.dir, 'task.json'), 'utf8');
