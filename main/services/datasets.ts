@@ -2,7 +2,7 @@
 // edits with undo, manifest export, and imports and duplicate searches run in a worker thread. Image files
 // are handed out only for paths the catalog holds, resolved inside the dataset's root.
 import { createHash, randomBytes } from 'node:crypto';
-import { access, mkdir, realpath, rename, stat, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import {
@@ -32,6 +32,19 @@ import type { CatalogTask, CatalogWorkerMessage } from './catalog-worker.ts';
 import type { EventHub } from './hub.ts';
 import type { Store } from './store.ts';
 
+/** The preview cache keeps the newest PREVIEW_CACHE_FILES PNGs, pruned every PREVIEW_PRUNE_EVERY writes. */
+const PREVIEW_CACHE_FILES = 2000;
+const PREVIEW_PRUNE_EVERY = 200;
+
+/** Deletes all but the `keep` newest PNGs of a cache folder. */
+export async function prunePreviews(dir: string, keep = PREVIEW_CACHE_FILES): Promise<void> {
+  const names = (await readdir(dir)).filter((n) => n.endsWith('.png'));
+  if (names.length <= keep) return;
+  const aged = await Promise.all(names.map(async (n) => ({ file: join(dir, n), at: (await stat(join(dir, n)).catch(() => null))?.mtimeMs ?? 0 })));
+  aged.sort((a, b) => b.at - a.at);
+  await Promise.all(aged.slice(keep).map((f) => rm(f.file, { force: true })));
+}
+
 const USABLE = `(i.flags & ${FLAG_CORRUPT | FLAG_EXCLUDED}) = 0`;
 const WORKER_ENTRY = new URL('./worker-entry.mjs', import.meta.url);
 const WORKER_MODULE = new URL('./catalog-worker.ts', import.meta.url).href;
@@ -60,6 +73,7 @@ interface RunningTask {
 
 export class DatasetService {
   private readonly tasks = new Map<string, RunningTask>();
+  private previewWrites = 0;
 
   constructor(
     private readonly store: Store,
@@ -348,6 +362,7 @@ export class DatasetService {
     const tmp = `${out}.${process.pid}.tmp`;
     await writeFile(tmp, png);
     await rename(tmp, out);
+    if (++this.previewWrites % PREVIEW_PRUNE_EVERY === 0) await prunePreviews(dir);
     return out;
   }
 }
