@@ -111,6 +111,15 @@ describe('workbench flows in Chromium', () => {
     await page.locator('.undo').waitFor();
     assert.match(await page.locator('.undo').innerText(), /test/);
     await screenshot(page, '04-image-detail');
+    // The augmentation preview: eight fine-tuning draws from the loader's own transform, then the FCMAE crops.
+    await detail.getByText('Augmentation preview').click();
+    const previews = detail.getByLabel('Augmented versions').locator('img');
+    await page.waitForFunction(() => [...document.querySelectorAll<HTMLImageElement>('.previews img')].filter((i) => i.complete && i.naturalWidth === 224).length === 8, undefined, { timeout: 60_000 });
+    const first = await previews.first().getAttribute('src');
+    await detail.getByLabel('Preview transform').selectOption('pretrain');
+    await page.waitForFunction((before) => { const imgs = [...document.querySelectorAll<HTMLImageElement>('.previews img')]; return imgs[0]?.getAttribute('src') !== before && imgs.every((i) => i.complete && i.naturalWidth === 224); }, first, { timeout: 60_000 });
+    assert.match((await previews.first().getAttribute('src'))!, /mode=pretrain/);
+    await screenshot(page, '04b-augmentation-preview');
     await page.keyboard.press('Escape');
     await grid.focus();
     await page.keyboard.press('Control+z');
