@@ -435,7 +435,7 @@ export type SystemInfo = z.infer<typeof SystemInfo>;
 // background (one at a time), with its own folder under the workspace's tasks/
 
 export const TaskId = z.string().regex(/^[a-z]+-[A-Za-z0-9_-]{1,80}$/, 'is not a task id');
-export const TaskKind = z.enum(['analysis', 'export']);
+export const TaskKind = z.enum(['analysis', 'export', 'import']);
 export type TaskKind = z.infer<typeof TaskKind>;
 /** queued -> running -> completed | failed | cancelled; a workbench that stopped mid-task leaves it interrupted. */
 export const TaskState = z.enum(['queued', 'running', 'completed', 'failed', 'cancelled', 'interrupted']);
@@ -531,6 +531,39 @@ export const ExportRequest = z.strictObject({
 });
 export type ExportRequest = z.input<typeof ExportRequest>;
 
+/** Exports a checkpoint file (an imported one): the same formats, the architecture as the file holds it. */
+export const ExportFileRequest = z.strictObject({
+  file: absolutePath,
+  format: ExportFormat,
+  size: multipleOf32.default(224),
+  /** Class names for the ONNX metadata, one per class of the head. */
+  labels: z.array(z.string().min(1).max(200)).max(100_000).optional(),
+});
+export type ExportFileRequest = z.input<typeof ExportFileRequest>;
+
+/**
+ * A checkpoint file brought into the workbench (official, timm, or another workbench's): checked and
+ * described by an import task; the file stays where it is and is referred to by path.
+ */
+export const ImportedModel = z.object({
+  /** The import task that checked it; tasks.delete forgets the import (never the file). */
+  taskId: TaskId,
+  name: z.string(),
+  file: z.string(),
+  /** false when the file has gone since it was imported. */
+  present: z.boolean(),
+  importedAt: isoTime,
+  /** timm's model name, e.g. convnextv2_atto. */
+  arch: z.string(),
+  kind: z.enum(['classifier', 'encoder', 'fcmae']),
+  numClasses: int(0),
+  format: z.string(),
+  layout: z.string(),
+  parameters: int(0),
+  notes: z.array(z.string()),
+});
+export type ImportedModel = z.infer<typeof ImportedModel>;
+
 // ---- files (images, thumbnails, artifacts, task outputs) are fetched by URL, never through the request channel
 
 export type FileRef =
@@ -613,6 +646,10 @@ export const apiMethods = {
   'analysis.result': method(byTask, AnalysisResult),
   /** Queues `cnx export` of a run's checkpoint; the files appear in the task's folder. */
   'models.export': method(ExportRequest, Task),
+  'models.exportFile': method(ExportFileRequest, Task),
+  /** Queues a check of a checkpoint file (`cnx inspect`); once it completes the file is listed by models.imported. */
+  'models.import': method(z.strictObject({ file: absolutePath, name: z.string().min(1).max(200).optional() }), Task),
+  'models.imported': method(Empty, z.array(ImportedModel)),
 
   'settings.get': method(Empty, Settings),
   'settings.update': method(SettingsUpdate, Settings),

@@ -6,6 +6,7 @@ import { basename, join } from 'node:path';
 import { ApiError, type ApiMethod, type ApiParsedRequest, type ApiResponse, type Checkpoint, type ModelRef } from '../../common/api.ts';
 import { JobConfig } from '../../common/job.ts';
 import { manifestSchema } from '../../common/manifest.ts';
+import { z } from 'zod';
 import { DatasetService } from './datasets.ts';
 import { type EngineLauncher, type EngineResolver, type NodeRuntime, REPO_ROOT, cnxCommand, doctorResolver, engineLauncher, plainNode } from './engines.ts';
 import { EventHub } from './hub.ts';
@@ -40,6 +41,18 @@ export interface WorkbenchOptions {
   /** Replays the run folders into the database before starting (a lost or damaged database). */
   rebuild?: boolean;
 }
+
+/** What an import task keeps: `cnx inspect --json` of the file. */
+const IMPORT_SUMMARY = 'model.json';
+const InspectSummary = z.object({
+  model: z.string(),
+  kind: z.enum(['classifier', 'encoder', 'fcmae']),
+  numClasses: z.number().int().min(0),
+  format: z.string(),
+  layout: z.string(),
+  parameters: z.number().int().min(0),
+  notes: z.array(z.string()),
+});
 
 const APP_VERSION = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -168,25 +181,63 @@ export class Workbench {
     if (r.format === 'onnx' && config.kind === 'pretrain') {
       throw new ApiError('invalid', 'an FCMAE pretraining checkpoint has no classifier head: export its encoder as timm or official safetensors, or fine-tune it first', 'format');
     }
-    const size = r.size ?? config.model.inputSize;
-    const slug = rec.summary.name.replace(/[^A-Za-z0-9_-]+/g, '-').slice(0, 60);
-    const output = `${slug}-step${r.step}.${r.format === 'onnx' ? 'onnx' : 'safetensors'}`;
-    const what = r.format === 'onnx' ? 'ONNX' : `${r.format} safetensors`;
-    return this.tasks.start('export', `${rec.summary.name} @${r.step} as ${what}`, { ...r, size }, async (dir) => {
-      const args = ['export', '--arch', config.model.arch, '--weights', file, '--format', r.format, '--size', String(size), '--output', join(dir, output)];
-      if (r.format !== 'onnx') return args;
-      // The class names travel with the ONNX model (its metadata JSON), from the run's frozen manifest.
-      let classes: string[] | null = null;
+    // The class names travel with the ONNX model (its metadata JSON), from the run's frozen manifest.
+    const labels = async () => {
       try {
-        classes = manifestSchema.safeParse(JSON.parse(await readFile(config.data.manifest, 'utf8'))).data?.classes ?? null;
+        const classes = manifestSchema.safeParse(JSON.parse(await readFile(config.data.manifest, 'utf8'))).data?.classes;
+        return classes && classes.length === config.model.numClasses ? classes : null;
       } catch {
-        // No readable manifest: the model is exported with numbered classes.
+        return null; // no readable manifest: numbered classes
       }
-      if (!classes || classes.length !== config.model.numClasses) return args;
+    };
+    return this.exportTask({ ...r, size: r.size ?? config.model.inputSize }, { file, arch: config.model.arch, name: rec.summary.name, step: r.step, labels });
+  }
+
+  private async startExportFile(r: ApiParsedRequest<'models.exportFile'>): Promise<ApiResponse<'models.exportFile'>> {
+    await this.modelFile({ file: r.file }, 'file');
+    const name = basename(r.file).replace(/\.[^.]+$/, '');
+    return this.exportTask({ ...r }, { file: r.file, arch: null, name, step: null, labels: async () => r.labels ?? null });
+  }
+
+  /** `cnx export` of one checkpoint file into a task folder; ONNX gets the class names when known. */
+  private exportTask(
+    request: Record<string, unknown> & { format: ApiParsedRequest<'models.export'>['format']; size: number },
+    m: { file: string; arch: string | null; name: string; step: number | null; labels: () => Promise<string[] | null> },
+  ): Promise<ApiResponse<'models.export'>> {
+    const { format, size } = request;
+    const slug = m.name.replace(/[^A-Za-z0-9_-]+/g, '-').slice(0, 60);
+    const output = `${slug}${m.step === null ? '' : `-step${m.step}`}.${format === 'onnx' ? 'onnx' : 'safetensors'}`;
+    const what = format === 'onnx' ? 'ONNX' : `${format} safetensors`;
+    return this.tasks.start('export', `${m.name}${m.step === null ? '' : ` @${m.step}`} as ${what}`, request, async (dir) => {
+      const args = ['export', ...(m.arch ? ['--arch', m.arch] : []), '--weights', m.file, '--format', format, '--size', String(size), '--output', join(dir, output)];
+      const classes = format === 'onnx' ? await m.labels() : null;
+      if (!classes) return args;
       const labels = join(dir, 'labels.txt');
       await writeFile(labels, `${classes.join('\n')}\n`);
       return [...args, '--labels', labels];
     });
+  }
+
+  private async startImport(r: ApiParsedRequest<'models.import'>): Promise<ApiResponse<'models.import'>> {
+    await this.modelFile({ file: r.file }, 'file');
+    const name = r.name ?? basename(r.file).replace(/\.[^.]+$/, '');
+    return this.tasks.start('import', `import ${name}`, { ...r, name }, (dir) => ['inspect', r.file, '--json', '--save', join(dir, IMPORT_SUMMARY)]);
+  }
+
+  /** Completed imports with what `cnx inspect` found in each file. */
+  private async imported(): Promise<ApiResponse<'models.imported'>> {
+    const done = this.tasks.list('import').filter((t) => t.state === 'completed');
+    const found = await Promise.all(
+      done.map(async (t) => {
+        const req = t.request as { file: string; name: string };
+        const summary = await readFile(join(t.dir, IMPORT_SUMMARY), 'utf8').then((x) => InspectSummary.safeParse(JSON.parse(x)).data ?? null, () => null);
+        if (!summary) return [];
+        const present = await stat(req.file).then((st) => st.isFile(), () => false);
+        const { model: arch, kind, numClasses, format, layout, parameters, notes } = summary;
+        return [{ taskId: t.id, name: req.name, file: req.file, present, importedAt: t.finishedAt ?? t.createdAt, arch, kind, numClasses, format, layout, parameters, notes }];
+      }),
+    );
+    return found.flat();
   }
 
   private makeHandlers(dialogs: HostDialogs | undefined): ApiHandlers {
@@ -243,6 +294,9 @@ export class Workbench {
       'analysis.start': (r) => this.startAnalysis(r),
       'analysis.result': (r) => this.tasks.analysisResult(r.taskId),
       'models.export': (r) => this.startExport(r),
+      'models.exportFile': (r) => this.startExportFile(r),
+      'models.import': (r) => this.startImport(r),
+      'models.imported': () => this.imported(),
 
       'settings.get': () => settings.get(),
       'settings.update': (r) => {

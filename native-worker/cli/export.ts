@@ -7,11 +7,12 @@ import { exportOnnx, loadModel } from '../jobs/inference.ts';
 import { type Command, CliError, parseOptions } from './command.ts';
 import { required, writeJson } from './model-io.ts';
 
-const HELP = `usage: cnx export --arch A --weights W --output model.onnx|model.safetensors [--format onnx|timm|official]
+const HELP = `usage: cnx export [--arch A] --weights W --output model.onnx|model.safetensors [--format onnx|timm|official]
                   [--size 224] [--labels labels.txt|a,b,c] [--crop-pct 0.875]
 
 onnx: a standalone inference model (input 'image' float32 (N, 3, size, size), outputs 'logits' and 'features')
-with <output>.json beside it: labels, input size, resize/crop and mean/std. timm/official: safetensors.`;
+with <output>.json beside it: labels, input size, resize/crop and mean/std. timm/official: safetensors.
+--arch (e.g. convnextv2_atto) is read from the checkpoint when left out; given, it must match.`;
 
 const IMAGENET = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 
@@ -24,9 +25,11 @@ export const exportCommand: Command = {
     }, HELP);
     if (!o) return 0;
     const v = o.values;
-    required(v, ['arch', 'weights', 'output'], HELP);
+    required(v, ['weights', 'output'], HELP);
     const format = v.format ?? (v.output!.endsWith('.onnx') ? 'onnx' : 'timm');
-    const model = await loadModel(v.weights!, v.arch!);
+    const model = await loadModel(v.weights!, v.arch).catch((e: Error) => {
+      throw new CliError(e.message);
+    });
     if (format === 'timm' || format === 'official') {
       // An FCMAE checkpoint exports its encoder: the weights a fine-tuning elsewhere starts from.
       const { tensors: all, arch } = model.checkpoint;

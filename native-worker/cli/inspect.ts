@@ -1,19 +1,23 @@
 // `cnx inspect`: what a checkpoint holds: format, layout, model, parameters, notes.
 import { loadCheckpoint } from '../checkpoint/load.ts';
 import { type Command, CliError, parseOptions } from './command.ts';
+import { writeJson } from './model-io.ts';
 
-const HELP = `usage: cnx inspect <checkpoint> [--json] [--tensors]
+const HELP = `usage: cnx inspect <checkpoint> [--json] [--tensors] [--save FILE]
 
-Reads safetensors (ours or timm) and official .pt/.pth files without running any code from them.`;
+Reads safetensors (ours or timm) and official .pt/.pth files without running any code from them.
+--save writes the JSON summary to FILE as well (the workbench keeps it for an imported checkpoint).`;
 
 export const inspectCommand: Command = {
   summary: 'show what a checkpoint holds (model, layout, parameters)',
   async run(args) {
-    const o = parseOptions(args, { json: { type: 'boolean' }, tensors: { type: 'boolean' } }, HELP);
+    const o = parseOptions(args, { json: { type: 'boolean' }, tensors: { type: 'boolean' }, save: { type: 'string' } }, HELP);
     if (!o) return 0;
     const file = o.positionals[0];
     if (!file || o.positionals.length > 1) throw new CliError(`expected one checkpoint path\n\n${HELP}`);
-    const c = await loadCheckpoint(file);
+    const c = await loadCheckpoint(file).catch((e: Error) => {
+      throw new CliError(e.message);
+    });
     const params = [...c.tensors.values()].reduce((s, t) => s + t.data.length, 0);
     const model = `${c.arch.version === 2 ? 'convnextv2' : 'convnext'}_${c.variant}`;
     const summary = {
@@ -22,6 +26,7 @@ export const inspectCommand: Command = {
       tensors: c.tensors.size, parameters: params, metadata: c.metadata, notes: c.notes,
       ...(o.values.tensors ? { shapes: Object.fromEntries([...c.tensors].map(([k, t]) => [k, t.shape])) } : {}),
     };
+    if (o.values.save) writeJson(o.values.save, summary);
     if (o.values.json) {
       console.log(JSON.stringify(summary, null, 2));
       return 0;

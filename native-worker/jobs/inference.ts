@@ -23,10 +23,11 @@ export interface LoadedModel {
 }
 
 /** Loads a checkpoint (any supported format and layout) and checks it holds the model `archName`. */
-export async function loadModel(path: string, archName: string): Promise<LoadedModel> {
-  const arch = parseArch(archName);
+/** A checkpoint's model; `archName`, when given, must be what the file holds. */
+export async function loadModel(path: string, archName?: string): Promise<LoadedModel> {
   const ck = await loadCheckpoint(path);
   const found = `${ck.arch.version === 2 ? 'convnextv2' : 'convnext'}_${ck.variant}`;
+  const arch = parseArch(archName ?? found);
   if (found !== arch.name) throw new CheckpointError(`${path}: holds a ${found} model, not ${arch.name}`);
   const weights: ParamValues = new Map();
   for (const [k, t] of ck.tensors) {

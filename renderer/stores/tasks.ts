@@ -3,7 +3,7 @@
 // they happened ('analysis', 'export', or a task id) so each view shows its own.
 import { defineStore } from 'pinia';
 import { computed, ref, shallowRef } from 'vue';
-import type { AnalysisRequest, AnalysisResult, ExportRequest, Task, TaskKind } from '../../common/api.ts';
+import type { AnalysisRequest, AnalysisResult, ExportFileRequest, ExportRequest, ImportedModel, Task, TaskKind } from '../../common/api.ts';
 import { api } from '../api/client.ts';
 import { type ShownError, shownError } from '../lib/errors.ts';
 
@@ -12,6 +12,8 @@ export const useTasksStore = defineStore('tasks', () => {
   const loaded = ref(false);
   const errors = shallowRef<ReadonlyMap<string, ShownError>>(new Map());
   const results = shallowRef<ReadonlyMap<string, AnalysisResult>>(new Map());
+  /** Checkpoint files imported (checked by a completed import task). */
+  const imported = ref<ImportedModel[]>([]);
   let stop: (() => void) | null = null;
 
   const byId = computed(() => new Map(tasks.value.map((t) => [t.id, t])));
@@ -26,14 +28,26 @@ export const useTasksStore = defineStore('tasks', () => {
 
   function upsert(t: Task): void {
     const i = tasks.value.findIndex((x) => x.id === t.id);
+    const before = i >= 0 ? tasks.value[i]!.state : null;
     if (i >= 0) tasks.value[i] = t;
     else tasks.value.unshift(t);
+    if (t.kind === 'import' && t.state === 'completed' && before !== 'completed') void loadImported();
+  }
+
+  async function loadImported(): Promise<void> {
+    try {
+      imported.value = await api().models.imported({});
+      setError('imported', null);
+    } catch (e) {
+      setError('imported', e);
+    }
   }
 
   async function load(): Promise<void> {
     try {
       tasks.value = await api().tasks.list({});
       setError('list', null);
+      await loadImported();
     } catch (e) {
       setError('list', e);
     } finally {
@@ -42,7 +56,7 @@ export const useTasksStore = defineStore('tasks', () => {
   }
 
   /** Starts a task; a refusal is kept under `where` for the form that asked. */
-  async function started(where: 'analysis' | 'export', call: () => Promise<Task>): Promise<Task | null> {
+  async function started(where: 'analysis' | 'export' | 'import', call: () => Promise<Task>): Promise<Task | null> {
     try {
       const t = await call();
       upsert(t);
@@ -55,6 +69,8 @@ export const useTasksStore = defineStore('tasks', () => {
   }
   const analyze = (req: AnalysisRequest) => started('analysis', () => api().analysis.start(req));
   const exportModel = (req: ExportRequest) => started('export', () => api().models.export(req));
+  const exportFile = (req: ExportFileRequest) => started('export', () => api().models.exportFile(req));
+  const importModel = (file: string, name?: string) => started('import', () => api().models.import({ file, ...(name ? { name } : {}) }));
 
   /** A completed analysis' result, fetched once. */
   async function result(taskId: string): Promise<AnalysisResult | null> {
@@ -82,7 +98,9 @@ export const useTasksStore = defineStore('tasks', () => {
   async function remove(taskId: string): Promise<void> {
     try {
       await api().tasks.delete({ taskId });
+      const gone = tasks.value.find((t) => t.id === taskId);
       tasks.value = tasks.value.filter((t) => t.id !== taskId);
+      if (gone?.kind === 'import') imported.value = imported.value.filter((m) => m.taskId !== taskId);
     } catch (e) {
       setError(taskId, e);
     }
@@ -97,5 +115,8 @@ export const useTasksStore = defineStore('tasks', () => {
     stop = null;
   }
 
-  return { tasks, loaded, errors, results, byId, ofKind, clearError: (where: string) => setError(where, null), load, analyze, exportModel, result, cancel, remove, connect, disconnect };
+  return {
+    tasks, loaded, errors, results, imported, byId, ofKind, clearError: (where: string) => setError(where, null),
+    load, loadImported, analyze, exportModel, exportFile, importModel, result, cancel, remove, connect, disconnect,
+  };
 });

@@ -311,6 +311,27 @@ describe('workbench flows in Chromium', () => {
     assert.ok(await page.getByRole('button', { name: 'Export ONNX' }).isDisabled(), 'an FCMAE checkpoint has no head to export as ONNX');
   });
 
+  step('a checkpoint file is imported, described, and starts a fine-tuning', async () => {
+    const [ckpt] = await callApi<{ path: string; last: boolean }[]>(served, 'checkpoints.list', { runId: finetuneId }).then((l) => l.filter((c) => c.last));
+    await page.goto(`${served.origin}/#/models`);
+    await page.getByLabel('Checkpoint file to import').fill(join(dir, 'nothing-here.pt'));
+    await page.getByRole('button', { name: 'Import', exact: true }).click();
+    await page.getByRole('alert').filter({ hasText: /nothing-here\.pt: no such checkpoint file/ }).waitFor();
+    await page.getByLabel('Checkpoint file to import').fill(ckpt!.path);
+    await page.getByLabel('Name of the imported checkpoint').fill('fashion atto (imported)');
+    await page.getByRole('button', { name: 'Import', exact: true }).click();
+    const item = page.getByRole('list', { name: 'Imported checkpoints' }).getByRole('button', { name: /fashion atto \(imported\)/ });
+    await item.waitFor({ timeout: 60_000 });
+    await item.click();
+    await page.getByText('convnextv2_atto · classifier · 10 classes').waitFor();
+    await page.locator('#imported-title').scrollIntoViewIfNeeded();
+    await screenshot(page, '14b-imported-checkpoint');
+    await page.getByRole('button', { name: 'Fine-tune from it' }).click();
+    await page.waitForURL(/#\/train/);
+    await page.locator('#train-init-file').waitFor();
+    assert.equal(await page.locator('#train-init-file').inputValue(), ckpt!.path);
+  });
+
   step('settings and the dark theme', async () => {
     await page.keyboard.press('t');
     await page.waitForFunction(() => document.documentElement.dataset.theme === 'dark');

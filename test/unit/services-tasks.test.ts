@@ -135,6 +135,33 @@ describe('tasks: analysis and export', () => {
     assert.equal(ck.arch.numClasses, 3);
   });
 
+  test('checkpoint files are imported after a check, listed with what they hold, exported; a bad file says why', async () => {
+    const v1 = join(dir, 'v1.safetensors');
+    const fcmae = join(dir, 'v2-fcmae.safetensors');
+    const garbage = join(dir, 'garbage.pt');
+    writeFileSync(garbage, 'not a checkpoint');
+    await assert.rejects(async () => wb.handlers['models.import']({ file: join(dir, 'nope.pt') }), (e: ApiError) => e.code === 'invalid' && e.field === 'file');
+    const tasks = [await wb.handlers['models.import']({ file: v1, name: 'V1 atto' }), await wb.handlers['models.import']({ file: fcmae }), await wb.handlers['models.import']({ file: garbage })];
+    const [ok1, ok2, bad] = [await settled(wb, tasks[0]!.id), await settled(wb, tasks[1]!.id), await settled(wb, tasks[2]!.id)];
+    assert.deepEqual([ok1.state, ok2.state, bad.state], ['completed', 'completed', 'failed']);
+    assert.match(bad.error?.message ?? '', /garbage\.pt: not a checkpoint/);
+    const imported = await wb.handlers['models.imported']({});
+    assert.deepEqual(imported.map((m) => [m.name, m.arch, m.kind, m.numClasses, m.present]).sort(), [['V1 atto', 'convnext_atto', 'classifier', 4, true], ['v2-fcmae', 'convnextv2_atto', 'fcmae', 0, true]]);
+
+    const ex = await settled(wb, (await wb.handlers['models.exportFile']({ file: v1, format: 'onnx', size: 64, labels: ['w', 'x', 'y', 'z'] })).id);
+    assert.equal(ex.state, 'completed', JSON.stringify(ex.error));
+    assert.deepEqual(ex.files, ['labels.txt', 'v1.onnx', 'v1.onnx.json']);
+    assert.deepEqual(JSON.parse(readFileSync(join(ex.dir, 'v1.onnx.json'), 'utf8')).labels, ['w', 'x', 'y', 'z']);
+    const enc = await settled(wb, (await wb.handlers['models.exportFile']({ file: fcmae, format: 'timm', size: 224 })).id);
+    assert.equal(enc.state, 'completed', JSON.stringify(enc.error));
+    const encoder = await loadCheckpoint(join(enc.dir, 'v2-fcmae.safetensors'));
+    assert.deepEqual([encoder.arch.decoder, encoder.arch.head], [false, false], 'the FCMAE file exports its encoder');
+
+    await wb.handlers['tasks.delete']({ taskId: ok2.id });
+    assert.ok(existsSync(fcmae), 'forgetting an import leaves the file');
+    assert.deepEqual((await wb.handlers['models.imported']({})).map((m) => m.name), ['V1 atto']);
+  });
+
   test('cancel stops a running task; a restart marks a task it found running as interrupted', async () => {
     const t = await wb.handlers['analysis.start']({ models: [{ model: { file: join(dir, 'v1.safetensors') } }], dataset: 'textures', split: 'val', images: 512, size: 224, gridImage: 0, engine: 'onnx' });
     await waitFor('the analysis to run', () => wb.tasks.get(t.id).state === 'running');
