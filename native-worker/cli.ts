@@ -1,6 +1,7 @@
 // The `cnx` command line: one module per command under cli/, each registered here.
 import { type Command, CliError } from './cli/command.ts';
 import { analyzeCommand } from './cli/analyze.ts';
+import { reconstructImagesCommand } from './cli/reconstruct-images.ts';
 import { datasetCommand } from './cli/dataset.ts';
 import { demo } from './cli/demo.ts';
 import { doctorCommand } from './cli/doctor.ts';
@@ -22,6 +23,7 @@ const commands: Record<string, Command> = {
   infer: inferCommand,
   grad: gradCommand,
   reconstruct: reconstructCommand,
+  'reconstruct-images': reconstructImagesCommand,
   export: exportCommand,
   inspect: inspectCommand,
   analyze: analyzeCommand,
@@ -29,7 +31,7 @@ const commands: Record<string, Command> = {
 };
 
 function usage(all: Record<string, Command>): string {
-  const rows = Object.entries(all).map(([name, c]) => `  ${name.padEnd(16)}${c.summary}`);
+  const rows = Object.entries(all).map(([name, c]) => `  ${name.padEnd(20)}${c.summary}`);
   return ['usage: cnx <command> [options]', '', 'commands:', ...rows, '', "run 'cnx <command> --help' for its options"].join('\n');
 }
 

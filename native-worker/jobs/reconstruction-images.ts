@@ -1,5 +1,6 @@
 // Pictures of FCMAE reconstructions: for each image, the original, the masked input, the reconstruction,
-// and the reconstruction with the visible patches pasted back (the paper's figure layout).
+// and the reconstruction with the visible patches pasted back (the paper's figure layout); optionally a fifth
+// panel, the per-patch error heatmap of the removed patches (what the loss sees).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -64,6 +65,45 @@ function panels(r: ReconstructionInput, s: number): Record<Panel, Float32Array> 
   return { original, masked, reconstruction, pasted };
 }
 
+/** Mean squared error (normalized pixels) of each removed patch of image s; NaN for visible patches. */
+export function patchErrors(r: ReconstructionInput, s: number, reconstruction: Float32Array): Float32Array {
+  const { size, patch: p } = r;
+  const g = size / p;
+  const plane = size * size;
+  const original = r.images.subarray(s * 3 * plane, (s + 1) * 3 * plane);
+  const out = new Float32Array(g * g).fill(NaN);
+  for (let cell = 0; cell < g * g; cell++) {
+    if (r.mask[s * g * g + cell] !== 1) continue;
+    const [gy, gx] = [Math.floor(cell / g), cell % g];
+    let sum = 0;
+    for (let c = 0; c < 3; c++) {
+      for (let y = 0; y < p; y++) {
+        for (let x = 0; x < p; x++) {
+          const i = c * plane + (gy * p + y) * size + gx * p + x;
+          sum += (reconstruction[i]! - original[i]!) ** 2;
+        }
+      }
+    }
+    out[cell] = sum / (3 * p * p);
+  }
+  return out;
+}
+
+/** The error heatmap as RGB bytes: dark blue (low) to yellow (the image's largest), visible patches grey. */
+function heatmap(errors: Float32Array, size: number, p: number): Buffer {
+  const g = size / p;
+  const max = errors.reduce((m, e) => (Number.isNaN(e) ? m : Math.max(m, e)), 0);
+  const out = Buffer.alloc(size * size * 3);
+  for (let cell = 0; cell < g * g; cell++) {
+    const e = errors[cell]!;
+    const t = max > 0 ? e / max : 0;
+    const rgb = Number.isNaN(e) ? [96, 96, 96] : [Math.round(30 + 225 * t), Math.round(20 + 200 * t), Math.round(120 * (1 - t))];
+    const [gy, gx] = [Math.floor(cell / g), cell % g];
+    for (let y = 0; y < p; y++) for (let x = 0; x < p; x++) for (let c = 0; c < 3; c++) out[((gy * p + y) * size + gx * p + x) * 3 + c] = rgb[c]!;
+  }
+  return out;
+}
+
 /** Normalized (3, S, S) -> interleaved RGB bytes. */
 function toRgb(x: Float32Array, size: number): Buffer {
   const out = Buffer.alloc(size * size * 3);
@@ -88,18 +128,27 @@ export async function writeReconstructionPngs(r: ReconstructionInput, dir: strin
   return written;
 }
 
-/** One PNG grid: a row per image, the four panels side by side (up to `rows` images). */
-export async function reconstructionGrid(r: ReconstructionInput, file: string, rows = 4): Promise<void> {
+/**
+ * One PNG grid: a row per image, the four panels side by side (up to `rows` images), and with `withError` a
+ * fifth, the error heatmap. Returns each image's per-patch errors (NaN for visible patches).
+ */
+export async function reconstructionGrid(r: ReconstructionInput, file: string, rows = 4, withError = false): Promise<Float32Array[]> {
   const n = Math.min(rows, r.n);
   const { size } = r;
-  const width = size * PANELS.length;
+  const columns = PANELS.length + (withError ? 1 : 0);
+  const width = size * columns;
   const grid = Buffer.alloc(width * size * n * 3);
+  const errors: Float32Array[] = [];
+  const put = (rgb: Buffer, s: number, k: number) => {
+    for (let y = 0; y < size; y++) rgb.copy(grid, ((s * size + y) * width + k * size) * 3, y * size * 3, (y + 1) * size * 3);
+  };
   for (let s = 0; s < n; s++) {
     const ps = panels(r, s);
-    PANELS.forEach((name, k) => {
-      const rgb = toRgb(ps[name], size);
-      for (let y = 0; y < size; y++) rgb.copy(grid, ((s * size + y) * width + k * size) * 3, y * size * 3, (y + 1) * size * 3);
-    });
+    PANELS.forEach((name, k) => put(toRgb(ps[name], size), s, k));
+    const e = patchErrors(r, s, ps.reconstruction);
+    errors.push(e);
+    if (withError) put(heatmap(e, size, r.patch), s, PANELS.length);
   }
   await sharp(grid, { raw: { width, height: size * n, channels: 3 } }).png().toFile(file);
+  return errors;
 }
