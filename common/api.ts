@@ -435,7 +435,7 @@ export type SystemInfo = z.infer<typeof SystemInfo>;
 // background (one at a time), with its own folder under the workspace's tasks/
 
 export const TaskId = z.string().regex(/^[a-z]+-[A-Za-z0-9_-]{1,80}$/, 'is not a task id');
-export const TaskKind = z.enum(['analysis', 'export', 'import']);
+export const TaskKind = z.enum(['analysis', 'export', 'import', 'reconstruction']);
 export type TaskKind = z.infer<typeof TaskKind>;
 /** queued -> running -> completed | failed | cancelled; a workbench that stopped mid-task leaves it interrupted. */
 export const TaskState = z.enum(['queued', 'running', 'completed', 'failed', 'cancelled', 'interrupted']);
@@ -530,6 +530,43 @@ export const ExportRequest = z.strictObject({
   size: multipleOf32.optional(),
 });
 export type ExportRequest = z.input<typeof ExportRequest>;
+
+/** FCMAE reconstructions of chosen images by some of a pretraining run's checkpoints, under one mask. */
+export const ReconstructionRequest = z.strictObject({
+  runId: RunId,
+  /** The checkpoints (steps) to compare; each gets the same images and masks. */
+  steps: z.array(step).min(1).max(8),
+  /** Images by dataset-relative path; else `images` picked at random (pickSeed) from `split` of the run's data. */
+  paths: z.array(RelativePath).min(1).max(16).optional(),
+  split: Split.default('val'),
+  images: int(1, 16).default(4),
+  pickSeed: int(0).default(0),
+  /** Default: the run's own mask ratio. */
+  maskRatio: z.number().gt(0).lt(1).optional(),
+  maskSeed: int(0).default(0),
+});
+export type ReconstructionRequest = z.input<typeof ReconstructionRequest>;
+
+export const ReconstructionResult = z.object({
+  size: int(32),
+  maskRatio: z.number(),
+  maskSeed: int(0),
+  patchesPerSide: int(1),
+  images: z.array(z.object({ path: z.string(), label: z.string().nullable() })),
+  checkpoints: z.array(
+    z.object({
+      name: z.string(),
+      checkpoint: z.string(),
+      arch: z.string(),
+      loss: z.number().nullable(),
+      /** Grid file in the task folder: a row per image; original | masked | reconstruction | + visible | error. */
+      grid: z.string(),
+      /** Per image, per patch (row-major): mean squared error of a removed patch; null for visible ones. */
+      patchErrors: z.array(z.array(z.number().nullable())),
+    }),
+  ),
+});
+export type ReconstructionResult = z.infer<typeof ReconstructionResult>;
 
 /** Exports a checkpoint file (an imported one): the same formats, the architecture as the file holds it. */
 export const ExportFileRequest = z.strictObject({
@@ -647,6 +684,9 @@ export const apiMethods = {
   /** Queues `cnx export` of a run's checkpoint; the files appear in the task's folder. */
   'models.export': method(ExportRequest, Task),
   'models.exportFile': method(ExportFileRequest, Task),
+  /** Queues `cnx reconstruct-images` for a pretraining run's checkpoints; read reconstructions.result when it completes. */
+  'reconstructions.start': method(ReconstructionRequest, Task),
+  'reconstructions.result': method(byTask, ReconstructionResult),
   /** Queues a check of a checkpoint file (`cnx inspect`); once it completes the file is listed by models.imported. */
   'models.import': method(z.strictObject({ file: absolutePath, name: z.string().min(1).max(200).optional() }), Task),
   'models.imported': method(Empty, z.array(ImportedModel)),

@@ -6,7 +6,8 @@
 // for the error report.
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
-import { AnalysisResult, ApiError, type Task, type TaskKind, Task as TaskSchema } from '../../common/api.ts';
+import type { z } from 'zod';
+import { ApiError, type Task, type TaskKind, Task as TaskSchema } from '../../common/api.ts';
 import type { EventHub } from './hub.ts';
 import { writeFileAtomic } from './run-log.ts';
 import { PROGRESS_ENV } from '../../native-worker/cli/progress.ts';
@@ -154,19 +155,19 @@ export class TaskService {
     this.tasks.delete(id);
   }
 
-  /** The analysis a completed analysis task wrote, validated. */
-  async analysisResult(id: string): Promise<AnalysisResult> {
+  /** The result file a completed task of `kind` wrote, validated against its schema. */
+  async result<T>(id: string, kind: TaskKind, name: string, schema: z.ZodType<T>): Promise<T> {
     const t = this.get(id);
-    if (t.kind !== 'analysis') throw new ApiError('invalid', `task '${id}' is an ${t.kind}, not an analysis`);
-    if (t.state !== 'completed') throw new ApiError('conflict', `analysis '${id}' is ${t.state}; its result exists once it completes`);
-    const file = join(t.dir, 'analysis.json');
+    if (t.kind !== kind) throw new ApiError('invalid', `task '${id}' is ${t.kind === 'analysis' || t.kind === 'import' || t.kind === 'export' ? 'an' : 'a'} ${t.kind}, not ${kind === 'analysis' ? 'an' : 'a'} ${kind}`);
+    if (t.state !== 'completed') throw new ApiError('conflict', `${kind} '${id}' is ${t.state}; its result exists once it completes`);
+    const file = join(t.dir, name);
     let raw: unknown;
     try {
       raw = JSON.parse(await readFile(file, 'utf8'));
     } catch (e) {
       throw new ApiError('not-found', `${file}: ${(e as Error).message}`);
     }
-    const r = AnalysisResult.safeParse(raw);
+    const r = schema.safeParse(raw);
     if (!r.success) throw new ApiError('internal', `${file}: ${r.error.issues[0]?.path.join('.')}: ${r.error.issues[0]?.message}`);
     return r.data;
   }

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { ApiError, type ApiMethod, type ApiParsedRequest, type ApiResponse, type Checkpoint, type ModelRef } from '../../common/api.ts';
+import { AnalysisResult, ApiError, ReconstructionResult, type ApiMethod, type ApiParsedRequest, type ApiResponse, type Checkpoint, type ModelRef } from '../../common/api.ts';
 import { JobConfig } from '../../common/job.ts';
 import { manifestSchema } from '../../common/manifest.ts';
 import { z } from 'zod';
@@ -218,6 +218,24 @@ export class Workbench {
     });
   }
 
+  private async startReconstructions(r: ApiParsedRequest<'reconstructions.start'>): Promise<ApiResponse<'reconstructions.start'>> {
+    const rec = this.runRecord(r.runId);
+    const config = JobConfig.parse(rec.config);
+    if (config.kind !== 'pretrain') throw new ApiError('invalid', `run '${rec.summary.name}' is ${config.kind === 'eval' ? 'an' : 'a'} ${config.kind} run; reconstructions need an FCMAE pretraining run`, 'runId');
+    const files = r.steps.map((s, i) => this.checkpointFile(r.runId, s, `steps.${i}`));
+    const maskRatio = r.maskRatio ?? config.fcmae.maskRatio;
+    const title = `${rec.summary.name}: ${r.steps.length === 1 ? `step ${r.steps[0]}` : `steps ${r.steps.join(', ')}`} at mask ratio ${maskRatio}`;
+    // The run's frozen manifest: the images it trained on, whatever the catalog holds now.
+    return this.tasks.start('reconstruction', title, { ...r, maskRatio }, (dir) => [
+      'reconstruct-images',
+      ...files.flatMap((f, i) => ['--checkpoint', f, '--name', `step ${r.steps[i]}`]),
+      ...['--manifest', config.data.manifest, '--size', String(config.model.inputSize), '--mask-ratio', String(maskRatio), '--mask-seed', String(r.maskSeed)],
+      ...(r.paths ? r.paths.flatMap((p) => ['--path', p]) : ['--split', r.split, '--images', String(r.images), '--pick-seed', String(r.pickSeed)]),
+      ...(config.fcmae.normPixLoss ? [] : ['--no-norm-pix-loss']),
+      ...['--out', dir, '--json'],
+    ]);
+  }
+
   private async startImport(r: ApiParsedRequest<'models.import'>): Promise<ApiResponse<'models.import'>> {
     await this.modelFile({ file: r.file }, 'file');
     const name = r.name ?? basename(r.file).replace(/\.[^.]+$/, '');
@@ -292,7 +310,9 @@ export class Workbench {
       'tasks.cancel': (r) => this.tasks.cancel(r.taskId),
       'tasks.delete': async (r) => (await this.tasks.delete(r.taskId), {}),
       'analysis.start': (r) => this.startAnalysis(r),
-      'analysis.result': (r) => this.tasks.analysisResult(r.taskId),
+      'analysis.result': (r) => this.tasks.result(r.taskId, 'analysis', 'analysis.json', AnalysisResult),
+      'reconstructions.start': (r) => this.startReconstructions(r),
+      'reconstructions.result': (r) => this.tasks.result(r.taskId, 'reconstruction', 'reconstructions.json', ReconstructionResult),
       'models.export': (r) => this.startExport(r),
       'models.exportFile': (r) => this.startExportFile(r),
       'models.import': (r) => this.startImport(r),

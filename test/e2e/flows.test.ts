@@ -202,6 +202,18 @@ describe('workbench flows in Chromium', () => {
     await page.getByLabel('next to the first').check();
     await page.waitForFunction(() => document.querySelectorAll('.grid-figure img').length === 2 && [...document.querySelectorAll<HTMLImageElement>('.grid-figure img')].every((i) => i.naturalWidth > 0));
     await screenshot(page, '10-reconstructions');
+    // The explorer: the first and last checkpoints on new images under a new mask, with error heatmaps.
+    await page.getByLabel('Mask ratio').fill('0.5');
+    await page.getByRole('button', { name: 'New mask' }).click();
+    await page.getByRole('button', { name: 'Other images' }).click();
+    await page.getByRole('button', { name: 'Reconstruct', exact: true }).click();
+    const explored = page.getByTestId('explorer-result');
+    await explored.waitFor({ timeout: 120_000 });
+    assert.deepEqual(await explored.locator('figcaption b').allInnerTexts(), ['step 2', 'step 6']);
+    await page.waitForFunction(() => [...document.querySelectorAll<HTMLImageElement>('[data-testid=explorer-result] img')].every((i) => i.complete && i.naturalWidth === 5 * 64));
+    assert.match(await explored.innerText(), /mask ratio 0\.5 · seed 1 · 4 images/);
+    await explored.scrollIntoViewIfNeeded();
+    await screenshot(page, '10b-reconstruction-explorer');
   });
 
   step('a V1 FCMAE run with the same settings is queued through the API (for the comparison)', async () => {

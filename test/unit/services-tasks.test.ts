@@ -135,6 +135,26 @@ describe('tasks: analysis and export', () => {
     assert.equal(ck.arch.numClasses, 3);
   });
 
+  test("a pretraining run's checkpoints reconstruct chosen images under one mask; other runs are refused", async () => {
+    const manifest = await tinyManifest(join(dir, 'tiny-pre'));
+    const base = tinyJob(manifest, { steps: 2, checkpointEvery: 1 });
+    const run = await wb.handlers['runs.create']({ config: { ...base, kind: 'pretrain', model: { arch: 'convnextv2_atto', numClasses: 0, inputSize: 64 } }, engine: 'onnx', name: 'tiny fcmae', priority: 0, start: true });
+    assert.equal((await waitForState(wb, run.id, ['completed', 'failed'], 240_000)).state, 'completed');
+    const t = await wb.handlers['reconstructions.start']({ runId: run.id, steps: [1, 2], split: 'val', images: 4, pickSeed: 0, maskSeed: 5 });
+    assert.equal(t.request.maskRatio, 0.6, "the run's own mask ratio");
+    const done = await settled(wb, t.id);
+    assert.equal(done.state, 'completed', JSON.stringify(done.error));
+    const r = await wb.handlers['reconstructions.result']({ taskId: t.id });
+    assert.deepEqual(r.checkpoints.map((c) => c.name), ['step 1', 'step 2']);
+    assert.equal(r.images.length, 3, 'all 3 val images of the run');
+    assert.ok(done.files.includes('reconstruction-2.png'));
+    assert.deepEqual(r.checkpoints[0]!.patchErrors.map((row) => row.map((e) => e === null)), r.checkpoints[1]!.patchErrors.map((row) => row.map((e) => e === null)));
+    await assert.rejects(async () => wb.handlers['reconstructions.start']({ runId: run.id, steps: [7], split: 'val', images: 4, pickSeed: 0, maskSeed: 0 }), (e: ApiError) => e.code === 'not-found' && e.field === 'steps.0');
+    const finetune = wb.store.runs({ limit: 100, offset: 0 }).find((x) => x.kind === 'finetune')!;
+    await assert.rejects(async () => wb.handlers['reconstructions.start']({ runId: finetune.id, steps: [2], split: 'val', images: 4, pickSeed: 0, maskSeed: 0 }), (e: ApiError) => e.code === 'invalid' && e.field === 'runId');
+    await assert.rejects(async () => wb.handlers['analysis.result']({ taskId: t.id }), (e: ApiError) => e.code === 'invalid');
+  });
+
   test('checkpoint files are imported after a check, listed with what they hold, exported; a bad file says why', async () => {
     const v1 = join(dir, 'v1.safetensors');
     const fcmae = join(dir, 'v2-fcmae.safetensors');
