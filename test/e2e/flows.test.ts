@@ -171,6 +171,9 @@ describe('workbench flows in Chromium', () => {
     await page.locator('#train-device').selectOption('cpu');
     await page.locator('#train-workers').fill('0');
     await page.locator('#train-name').fill('fcmae atto 64px');
+    const summary = page.getByRole('complementary', { name: 'Summary' });
+    assert.match(await summary.innerText(), /memory\s+≈ [\d.]+ MiB \(estimate\)/);
+    assert.match(await summary.innerText(), /time\s+unknown until a convnextv2_atto pretrain run at 64 px has run here/);
     await screenshot(page, '07-train-pretrain-form');
     await page.getByRole('button', { name: 'Start pretraining' }).click();
     await page.waitForURL(/#\/runs\/[\w-]+/);
