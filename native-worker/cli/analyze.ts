@@ -2,7 +2,7 @@
 // per-layer cosine distance (CSV + JSON), activation grids (PNG), dead/constant channels, GRN statistics.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { type Arch, parseArch } from '../../common/variants.ts';
 import { FeatureProbe, activationGrid, grnStats, layersOf } from '../analysis/features.ts';
@@ -12,6 +12,7 @@ import type { TensorMap } from '../checkpoint/tensor.ts';
 import { readNpy, writeNpy } from '../data/npy.ts';
 import type { ParamValues } from '../nn/params.ts';
 import { type Command, CliError, parseOptions } from './command.ts';
+import { namedCheckpoints } from './model-io.ts';
 import { loadImages, manifestOf, pickImages } from './dataset-images.ts';
 import { createProgress } from './progress.ts';
 import { viaTorch } from './torch-reference.ts';
@@ -38,10 +39,8 @@ export const analyzeCommand: Command = {
     }, HELP);
     if (!o) return 0;
     const v = o.values;
-    const checkpoints = (v.checkpoint as string[] | undefined) ?? [];
-    if (!checkpoints.length || !v.out) throw new CliError(`give at least one --checkpoint and --out\n\n${HELP}`);
-    const names = (v.name as string[] | undefined) ?? checkpoints.map((f) => basename(f).replace(/\.[^.]+$/, ''));
-    if (names.length !== checkpoints.length) throw new CliError(`give one --name per --checkpoint (${checkpoints.length}), got ${names.length}`);
+    if (!v.out) throw new CliError(`give --out\n\n${HELP}`);
+    const { checkpoints, names } = namedCheckpoints(v, HELP);
     const [count, size, batch, gridImage] = [Number(v.images), Number(v.size), Number(v.batch), Number(v['grid-image'])];
     if (!(count >= 1) || size % 32 || !(batch >= 1)) throw new CliError('--images and --batch must be positive, --size a multiple of 32');
     const provider = v.provider as ProviderChoice;

@@ -1,5 +1,6 @@
 // What the model commands share: reading their .npy inputs with clear errors, writing JSON outputs.
 import { writeFileSync, renameSync } from 'node:fs';
+import { basename } from 'node:path';
 import { readNpy } from '../data/npy.ts';
 import { CliError } from './command.ts';
 
@@ -27,4 +28,13 @@ export function writeJson(path: string, value: unknown): void {
 export function required(values: Record<string, unknown>, names: readonly string[], help: string): void {
   const missing = names.filter((n) => values[n] === undefined);
   if (missing.length) throw new CliError(`missing ${missing.map((m) => `--${m}`).join(', ')}\n\n${help}`);
+}
+
+/** --checkpoint (one or more) and their --name labels (default: the file names without extension). */
+export function namedCheckpoints(values: { checkpoint?: unknown; name?: unknown }, help: string): { checkpoints: string[]; names: string[] } {
+  const checkpoints = (values.checkpoint as string[] | undefined) ?? [];
+  if (!checkpoints.length) throw new CliError(`give at least one --checkpoint\n\n${help}`);
+  const names = (values.name as string[] | undefined) ?? checkpoints.map((f) => basename(f).replace(/\.[^.]+$/, ''));
+  if (names.length !== checkpoints.length) throw new CliError(`give one --name per --checkpoint (${checkpoints.length}), got ${names.length}`);
+  return { checkpoints, names };
 }

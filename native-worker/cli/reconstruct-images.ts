@@ -2,7 +2,7 @@
 // seed), by one or more checkpoints (the same masks for each, so they show training progress), as grids with a
 // per-patch error heatmap and a JSON summary. The Reconstructions view runs it as a task.
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { type Manifest, sealManifest } from '../../common/manifest.ts';
 import { type ProviderChoice } from '../engine/runtime.ts';
 import { Reconstructor, loadModel } from '../jobs/inference.ts';
@@ -10,6 +10,7 @@ import { reconstructionGrid } from '../jobs/reconstruction-images.ts';
 import { FCMAE_DEFAULTS, type FcmaeConfig, checkFcmae, randomMask } from '../nn/fcmae.ts';
 import { Rng } from '../nn/random.ts';
 import { type Command, CliError, parseOptions } from './command.ts';
+import { namedCheckpoints } from './model-io.ts';
 import { loadImages, manifestOf } from './dataset-images.ts';
 import { createProgress } from './progress.ts';
 
@@ -37,10 +38,8 @@ export const reconstructImagesCommand: Command = {
     }, HELP);
     if (!o) return 0;
     const v = o.values;
-    const checkpoints = (v.checkpoint as string[] | undefined) ?? [];
-    if (!checkpoints.length || !v.out) throw new CliError(`give at least one --checkpoint and --out\n\n${HELP}`);
-    const names = (v.name as string[] | undefined) ?? checkpoints.map((f) => basename(f).replace(/\.[^.]+$/, ''));
-    if (names.length !== checkpoints.length) throw new CliError(`give one --name per --checkpoint (${checkpoints.length}), got ${names.length}`);
+    if (!v.out) throw new CliError(`give --out\n\n${HELP}`);
+    const { checkpoints, names } = namedCheckpoints(v, HELP);
     const [count, size, ratio, maskSeed, pickSeed] = [Number(v.images), Number(v.size), Number(v['mask-ratio']), Number(v['mask-seed']), Number(v['pick-seed'])];
     if (!Number.isInteger(count) || count < 1 || count > MAX_IMAGES) throw new CliError(`--images must be 1..${MAX_IMAGES}`);
     if (!Number.isInteger(maskSeed) || maskSeed < 0 || !Number.isInteger(pickSeed) || pickSeed < 0) throw new CliError('--mask-seed and --pick-seed must be non-negative integers');

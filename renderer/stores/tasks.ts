@@ -3,7 +3,7 @@
 // they happened ('analysis', 'export', or a task id) so each view shows its own.
 import { defineStore } from 'pinia';
 import { computed, ref, shallowRef } from 'vue';
-import type { AnalysisRequest, AnalysisResult, ExportFileRequest, ExportRequest, ImportedModel, Task, TaskKind } from '../../common/api.ts';
+import type { AnalysisRequest, ExportFileRequest, ExportRequest, ImportedModel, Task, TaskKind } from '../../common/api.ts';
 import { api } from '../api/client.ts';
 import { type ShownError, shownError } from '../lib/errors.ts';
 
@@ -11,7 +11,6 @@ export const useTasksStore = defineStore('tasks', () => {
   const tasks = ref<Task[]>([]);
   const loaded = ref(false);
   const errors = shallowRef<ReadonlyMap<string, ShownError>>(new Map());
-  const results = shallowRef<ReadonlyMap<string, AnalysisResult>>(new Map());
   /** Checkpoint files imported (checked by a completed import task). */
   const imported = ref<ImportedModel[]>([]);
   let stop: (() => void) | null = null;
@@ -72,21 +71,6 @@ export const useTasksStore = defineStore('tasks', () => {
   const exportFile = (req: ExportFileRequest) => started('export', () => api().models.exportFile(req));
   const importModel = (file: string, name?: string) => started('import', () => api().models.import({ file, ...(name ? { name } : {}) }));
 
-  /** A completed analysis' result, fetched once. */
-  async function result(taskId: string): Promise<AnalysisResult | null> {
-    const have = results.value.get(taskId);
-    if (have) return have;
-    try {
-      const r = await api().analysis.result({ taskId });
-      results.value = new Map(results.value).set(taskId, r);
-      setError(taskId, null);
-      return r;
-    } catch (e) {
-      setError(taskId, e);
-      return null;
-    }
-  }
-
   async function cancel(taskId: string): Promise<void> {
     try {
       upsert(await api().tasks.cancel({ taskId }));
@@ -116,7 +100,7 @@ export const useTasksStore = defineStore('tasks', () => {
   }
 
   return {
-    tasks, loaded, errors, results, imported, byId, ofKind, clearError: (where: string) => setError(where, null),
-    load, loadImported, analyze, exportModel, exportFile, importModel, result, cancel, remove, connect, disconnect,
+    tasks, loaded, errors, imported, byId, ofKind, clearError: (where: string) => setError(where, null),
+    load, loadImported, analyze, exportModel, exportFile, importModel, cancel, remove, connect, disconnect,
   };
 });
