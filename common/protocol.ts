@@ -42,3 +42,21 @@ export function parseEventLine(line: string): JobEvent | null {
   const r = JobEvent.safeParse(raw);
   return r.success ? r.data : null;
 }
+
+// Progress of a `cnx` command the workbench runs as a task: with CNX_PROGRESS=json in its environment the
+// command writes one JSON line per update on stderr, {"progress": text, "fraction": 0..1 | null}.
+export const PROGRESS_ENV = 'CNX_PROGRESS';
+export const ProgressLine = z.object({ progress: z.string(), fraction: z.number().min(0).max(1).nullable() });
+export type ProgressLine = z.infer<typeof ProgressLine>;
+
+/** Parses one stderr line of a task's command; null for anything that is not a progress line. */
+export function parseProgressLine(line: string): ProgressLine | null {
+  if (!line.startsWith('{')) return null;
+  try {
+    const r = ProgressLine.safeParse(JSON.parse(line));
+    return r.success ? r.data : null;
+  } catch {
+    return null;
+  }
+}
+

@@ -72,3 +72,6 @@ export function parseArch(name: string): Arch {
   }
   return { name, v2: version === 2, variant: v.name, depths: v.depths, dims: v.dims, convMlp: v.convMlp };
 }
+
+/** 'V1' or 'V2' for a timm model name. */
+export const versionLabel = (name: string): 'V1' | 'V2' => (parseArch(name).v2 ? 'V2' : 'V1');

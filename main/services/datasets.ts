@@ -26,9 +26,9 @@ import { moveToSplit, relabel, setExcluded, stratifiedSplit, undoLastEdit } from
 import { datasetStats } from '../../native-worker/data/curate/stats.ts';
 import { thumbnail } from '../../native-worker/data/curate/thumbs.ts';
 import { exportManifest } from '../../native-worker/data/manifest.ts';
-import { previewSample } from '../../native-worker/data/pipeline/preview.ts';
 import { ManifestError } from '../../common/manifest.ts';
 import type { CatalogTask, CatalogWorkerMessage } from './catalog-worker.ts';
+import type { PreviewJob, PreviewReply } from './preview-worker.ts';
 import type { EventHub } from './hub.ts';
 import type { Store } from './store.ts';
 
@@ -48,6 +48,7 @@ export async function prunePreviews(dir: string, keep = PREVIEW_CACHE_FILES): Pr
 const USABLE = `(i.flags & ${FLAG_CORRUPT | FLAG_EXCLUDED}) = 0`;
 const WORKER_ENTRY = new URL('./worker-entry.mjs', import.meta.url);
 const WORKER_MODULE = new URL('./catalog-worker.ts', import.meta.url).href;
+const PREVIEW_MODULE = new URL('./preview-worker.ts', import.meta.url).href;
 
 /** The catalog's user errors as API errors with the right code. */
 function apiErrorOf(e: unknown): unknown {
@@ -74,6 +75,7 @@ interface RunningTask {
 export class DatasetService {
   private readonly tasks = new Map<string, RunningTask>();
   private previewWrites = 0;
+  private previews: { worker: Worker; pending: Map<number, { resolve: (png: Uint8Array) => void; reject: (e: Error) => void }>; next: number } | null = null;
 
   constructor(
     private readonly store: Store,
@@ -304,6 +306,9 @@ export class DatasetService {
 
   /** Waits for running imports to stop (cancelling them): what they scanned is kept, a rerun continues. */
   async shutdown(): Promise<void> {
+    const previews = this.previews;
+    this.previews = null;
+    await previews?.worker.terminate();
     await Promise.all(
       [...this.tasks.values()].map((t) => {
         const w = t.worker;
@@ -341,6 +346,36 @@ export class DatasetService {
     return thumbnail(this.catalog, d, this.catalog.imageByPath(d.id, path)!, size);
   }
 
+  /** Renders one preview in the preview worker thread, started on first use and again if it died. */
+  private renderPreview(job: Omit<PreviewJob, 'id'>): Promise<Uint8Array> {
+    if (!this.previews) {
+      const worker = new Worker(WORKER_ENTRY, { workerData: { entry: PREVIEW_MODULE } });
+      worker.unref(); // an idle preview worker must not keep the process alive
+      const pending = new Map<number, { resolve: (png: Uint8Array) => void; reject: (e: Error) => void }>();
+      const state = { worker, pending, next: 1 };
+      worker.on('message', (r: PreviewReply) => {
+        const p = pending.get(r.id);
+        pending.delete(r.id);
+        if ('png' in r) p?.resolve(r.png);
+        else p?.reject(new Error(r.error));
+      });
+      const fail = (e: Error) => {
+        for (const p of pending.values()) p.reject(e);
+        pending.clear();
+        if (this.previews === state) this.previews = null;
+      };
+      worker.on('error', fail);
+      worker.on('exit', (code) => fail(new Error(`the preview worker exited (${code})`)));
+      this.previews = state;
+    }
+    const p = this.previews;
+    const id = p.next++;
+    return new Promise((resolve, reject) => {
+      p.pending.set(id, { resolve, reject });
+      p.worker.postMessage({ id, ...job } satisfies PreviewJob);
+    });
+  }
+
   /**
    * The k-th augmented version of a cataloged image under a recipe's training transform (or the eval
    * transform), as a PNG cached under the workspace: the loader's own code, so what is shown is what trains.
@@ -352,9 +387,9 @@ export class DatasetService {
     const dir = join(this.store.workspace, 'cache', 'previews');
     const out = join(dir, `${key}.png`);
     if (await access(out).then(() => true, () => false)) return out;
-    let png: Buffer;
+    let png: Uint8Array;
     try {
-      png = await previewSample(file, { size: o.size, train: o.mode !== 'eval', mode: o.mode === 'pretrain' ? 'pretrain' : 'finetune' }, o.seed, o.k);
+      png = await this.renderPreview({ file, ...o });
     } catch (e) {
       throw new ApiError('invalid', `cannot preview '${path}': ${(e as Error).message}`);
     }

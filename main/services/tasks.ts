@@ -8,9 +8,9 @@ import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import type { z } from 'zod';
 import { ApiError, type Task, type TaskKind, Task as TaskSchema } from '../../common/api.ts';
+import { PROGRESS_ENV, parseProgressLine } from '../../common/protocol.ts';
 import type { EventHub } from './hub.ts';
 import { writeFileAtomic } from './run-log.ts';
-import { PROGRESS_ENV } from '../../native-worker/cli/progress.ts';
 import { TailBuffer, type WorkerCommand, type WorkerExit, type WorkerHandle, type WorkerSpawner } from './workers.ts';
 
 export const TASKS_DIR = 'tasks';
@@ -45,7 +45,7 @@ async function listFiles(dir: string): Promise<string[]> {
 /** The message of a failed command: its `cnx <cmd>: ...` line if it printed one, else the last line. */
 function failureMessage(stderr: string, exit: { code: number | null; signal: string | null; spawnError: string | null }): string {
   if (exit.spawnError) return `could not start cnx: ${exit.spawnError}`;
-  const lines = stderr.split('\n').filter((l) => l.trim() && !l.startsWith('{"progress"'));
+  const lines = stderr.split('\n').filter((l) => l.trim() && !parseProgressLine(l));
   const own = lines.find((l) => /^cnx \w[\w-]*: /.test(l));
   if (own) return own.replace(/^cnx \w[\w-]*: /, '');
   const how = exit.signal ? `was killed (${exit.signal})` : `exited with ${exit.code}`;
@@ -158,7 +158,7 @@ export class TaskService {
   /** The result file a completed task of `kind` wrote, validated against its schema. */
   async result<T>(id: string, kind: TaskKind, name: string, schema: z.ZodType<T>): Promise<T> {
     const t = this.get(id);
-    if (t.kind !== kind) throw new ApiError('invalid', `task '${id}' is ${t.kind === 'analysis' || t.kind === 'import' || t.kind === 'export' ? 'an' : 'a'} ${t.kind}, not ${kind === 'analysis' ? 'an' : 'a'} ${kind}`);
+    if (t.kind !== kind) throw new ApiError('invalid', `task '${id}' is of kind ${t.kind}, not ${kind}`);
     if (t.state !== 'completed') throw new ApiError('conflict', `${kind} '${id}' is ${t.state}; its result exists once it completes`);
     const file = join(t.dir, name);
     let raw: unknown;
@@ -255,14 +255,9 @@ export class TaskService {
       const lines = (partial + text).split('\n');
       partial = lines.pop()!.slice(-4096);
       for (const line of lines) {
-        if (!line.startsWith('{"progress"')) continue;
-        try {
-          const p = JSON.parse(line) as { progress: string; fraction: number | null };
-          const fraction = typeof p.fraction === 'number' ? Math.min(1, Math.max(0, p.fraction)) : null;
-          void this.update(id, { progress: { message: String(p.progress), fraction } });
-        } catch {
-          // A partial or foreign line: the tail keeps it for the error report.
-        }
+        // Anything else (a warning, a partial line) stays in the tail for the error report.
+        const p = parseProgressLine(line);
+        if (p) void this.update(id, { progress: { message: p.progress, fraction: p.fraction } });
       }
     });
     const exit = new Promise<WorkerExit>((resolve) => handle.onExit(resolve));

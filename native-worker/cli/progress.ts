@@ -1,7 +1,8 @@
 // Progress lines on stderr: redrawn in place on a terminal, an occasional plain line when piped to a log,
 // so stdout stays clean for results (and --json). With CNX_PROGRESS=json (set by the workbench when it runs
-// a command as a task) each update is one JSON line, {"progress": line, "fraction": 0..1 | null}, at most
-// four a second, for the app to show.
+// a command as a task) each update is one JSON line (common/protocol.ts ProgressLine), at most four a second.
+
+import { PROGRESS_ENV, type ProgressLine } from '../../common/protocol.ts';
 
 export interface Progress {
   /** `fraction` (0..1) is how much of the whole command is done, when it is known. */
@@ -10,7 +11,6 @@ export interface Progress {
   done(line?: string): void;
 }
 
-export const PROGRESS_ENV = 'CNX_PROGRESS';
 
 export function createProgress(stream: NodeJS.WriteStream = process.stderr, pipedEveryMs = 5000): Progress {
   const json = process.env[PROGRESS_ENV] === 'json';
@@ -24,7 +24,7 @@ export function createProgress(stream: NodeJS.WriteStream = process.stderr, pipe
       const now = Date.now();
       if (now - last < interval) return;
       last = now;
-      if (json) stream.write(`${JSON.stringify({ progress: line, fraction: fraction ?? null })}\n`);
+      if (json) stream.write(`${JSON.stringify({ progress: line, fraction: fraction ?? null } satisfies ProgressLine)}\n`);
       else if (tty) {
         const width = (stream.columns || 80) - 1;
         stream.write(`\r\x1b[K${line.length > width ? `${line.slice(0, width - 1)}…` : line}`);
@@ -33,7 +33,7 @@ export function createProgress(stream: NodeJS.WriteStream = process.stderr, pipe
     },
     done(line) {
       if (tty && drawn) stream.write('\r\x1b[K');
-      if (line) stream.write(json ? `${JSON.stringify({ progress: line, fraction: 1 })}\n` : `${line}\n`);
+      if (line) stream.write(json ? `${JSON.stringify({ progress: line, fraction: 1 } satisfies ProgressLine)}\n` : `${line}\n`);
       drawn = false;
     },
   };

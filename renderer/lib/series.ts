@@ -88,23 +88,21 @@ export class SeriesBuffer {
 
   /** Index of the first entry whose toStep >= step. */
   private firstAtOrAfter(step: number): number {
-    let a = 0;
-    let b = this.length;
-    while (a < b) {
-      const m = (a + b) >> 1;
-      if (this.to[m]! < step) a = m + 1;
-      else b = m;
-    }
-    return a;
+    return this.partition((m) => this.to[m]! < step);
   }
 
   /** Index of the first entry whose fromStep > step. */
   private firstAfter(step: number): number {
+    return this.partition((m) => this.from[m]! <= step);
+  }
+
+  /** Binary search: the first index where `before` turns false (it is true for a prefix of the entries). */
+  private partition(before: (i: number) => boolean): number {
     let a = 0;
     let b = this.length;
     while (a < b) {
       const m = (a + b) >> 1;
-      if (this.from[m]! <= step) a = m + 1;
+      if (before(m)) a = m + 1;
       else b = m;
     }
     return a;

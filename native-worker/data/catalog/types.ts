@@ -47,17 +47,21 @@ export interface LabelRow {
   index: number;
 }
 
-export interface ImageRow {
-  id: number;
-  path: string;
-  bytes: number;
-  mtimeMs: number;
+/** What the catalog knows of a file's content (null where it could not be read). */
+export interface ImageProperties {
   contentHash: string | null;
   phash: string | null;
   width: number | null;
   height: number | null;
   channels: number | null;
   format: string | null;
+}
+
+export interface ImageRow extends ImageProperties {
+  id: number;
+  path: string;
+  bytes: number;
+  mtimeMs: number;
   labelId: number | null;
   label: string | null;
   split: Split;
@@ -69,13 +73,7 @@ export interface ImageRow {
 }
 
 /** What analysing one file found: either its properties or the problem that stopped us. */
-export interface ImageAnalysis {
-  contentHash: string | null;
-  phash: string | null;
-  width: number | null;
-  height: number | null;
-  channels: number | null;
-  format: string | null;
+export interface ImageAnalysis extends ImageProperties {
   problem: { code: ImageProblem; detail: string } | null;
 }
 
