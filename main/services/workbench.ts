@@ -1,12 +1,10 @@
 // The services of one workspace wired together, and the handler of every API method. Both transports
 // (Electron IPC, web mode) sit on top of this and nothing else.
 import { readFileSync } from 'node:fs';
-import { readFile, stat, writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
-import { AnalysisResult, ApiError, ReconstructionResult, type ApiMethod, type ApiParsedRequest, type ApiResponse, type Checkpoint, type ModelRef } from '../../common/api.ts';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AnalysisResult, ApiError, ReconstructionResult, type ApiMethod, type ApiParsedRequest, type ApiResponse, type Checkpoint } from '../../common/api.ts';
 import { JobConfig } from '../../common/job.ts';
-import { manifestSchema } from '../../common/manifest.ts';
-import { z } from 'zod';
 import { DatasetService } from './datasets.ts';
 import { type EngineLauncher, type EngineResolver, type NodeRuntime, REPO_ROOT, cnxCommand, doctorResolver, engineLauncher, plainNode } from './engines.ts';
 import { EventHub } from './hub.ts';
@@ -14,6 +12,7 @@ import { JobService } from './jobs.ts';
 import { SettingsService } from './settings.ts';
 import { Store, type StoreOptions } from './store.ts';
 import { SystemService } from './system.ts';
+import { ModelTasks } from './model-tasks.ts';
 import { TaskService } from './tasks.ts';
 import { ChildProcessSpawner, type WorkerSpawner } from './workers.ts';
 import type { Settings, SystemInfo } from '../../common/api.ts';
@@ -41,18 +40,6 @@ export interface WorkbenchOptions {
   /** Replays the run folders into the database before starting (a lost or damaged database). */
   rebuild?: boolean;
 }
-
-/** What an import task keeps: `cnx inspect --json` of the file. */
-const IMPORT_SUMMARY = 'model.json';
-const InspectSummary = z.object({
-  model: z.string(),
-  kind: z.enum(['classifier', 'encoder', 'fcmae']),
-  numClasses: z.number().int().min(0),
-  format: z.string(),
-  layout: z.string(),
-  parameters: z.number().int().min(0),
-  notes: z.array(z.string()),
-});
 
 const APP_VERSION = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -144,122 +131,9 @@ export class Workbench {
   }
 
   /** A run's checkpoint file at `step`. */
-  private checkpointFile(runId: string, step: number, field: string): string {
-    this.runRecord(runId);
-    const c = this.store.checkpoints(runId).find((k) => k.step === step);
-    if (!c) throw new ApiError('not-found', `run '${runId}' has no checkpoint at step ${step}`, field);
-    return c.path;
-  }
-
-  /** The file and a default label of a model reference; a file must exist. */
-  private async modelFile(ref: ModelRef, field: string): Promise<{ file: string; label: string }> {
-    if ('runId' in ref) return { file: this.checkpointFile(ref.runId, ref.step, field), label: `${this.runRecord(ref.runId).summary.name} @${ref.step}` };
-    const s = await stat(ref.file).catch(() => null);
-    if (!s?.isFile()) throw new ApiError('invalid', `${ref.file}: no such checkpoint file`, field);
-    return { file: ref.file, label: basename(ref.file).replace(/\.[^.]+$/, '') };
-  }
-
-  private async startAnalysis(r: ApiParsedRequest<'analysis.start'>): Promise<ApiResponse<'analysis.start'>> {
-    await this.datasets.get(r.dataset);
-    const models = await Promise.all(r.models.map(async (m, i) => ({ ...(await this.modelFile(m.model, `models.${i}.model`)), name: m.name })));
-    const names = models.map((m) => m.name ?? m.label);
-    return this.tasks.start('analysis', `${names.join(' vs ')} on ${r.dataset}`, { ...r }, (dir) => [
-      'analyze',
-      ...models.flatMap((m, i) => ['--checkpoint', m.file, '--name', names[i]!]),
-      ...['--dataset', r.dataset, '--workspace', this.store.workspace, '--split', r.split],
-      ...['--images', String(r.images), '--size', String(r.size), '--grid-image', String(r.gridImage)],
-      ...(r.gridLayer !== undefined ? ['--grid-layer', String(r.gridLayer)] : []),
-      ...(r.engine === 'torch' ? ['--engine', 'torch', '--python', this.settings.get().pythonPath] : []),
-      ...['--out', dir, '--json'],
-    ]);
-  }
-
-  private async startExport(r: ApiParsedRequest<'models.export'>): Promise<ApiResponse<'models.export'>> {
-    const rec = this.runRecord(r.runId);
-    const file = this.checkpointFile(r.runId, r.step, 'step');
-    const config = JobConfig.parse(rec.config);
-    if (r.format === 'onnx' && config.kind === 'pretrain') {
-      throw new ApiError('invalid', 'an FCMAE pretraining checkpoint has no classifier head: export its encoder as timm or official safetensors, or fine-tune it first', 'format');
-    }
-    // The class names travel with the ONNX model (its metadata JSON), from the run's frozen manifest.
-    const labels = async () => {
-      try {
-        const classes = manifestSchema.safeParse(JSON.parse(await readFile(config.data.manifest, 'utf8'))).data?.classes;
-        return classes && classes.length === config.model.numClasses ? classes : null;
-      } catch {
-        return null; // no readable manifest: numbered classes
-      }
-    };
-    return this.exportTask({ ...r, size: r.size ?? config.model.inputSize }, { file, arch: config.model.arch, name: rec.summary.name, step: r.step, labels });
-  }
-
-  private async startExportFile(r: ApiParsedRequest<'models.exportFile'>): Promise<ApiResponse<'models.exportFile'>> {
-    await this.modelFile({ file: r.file }, 'file');
-    const name = basename(r.file).replace(/\.[^.]+$/, '');
-    return this.exportTask({ ...r }, { file: r.file, arch: null, name, step: null, labels: async () => r.labels ?? null });
-  }
-
-  /** `cnx export` of one checkpoint file into a task folder; ONNX gets the class names when known. */
-  private exportTask(
-    request: Record<string, unknown> & { format: ApiParsedRequest<'models.export'>['format']; size: number },
-    m: { file: string; arch: string | null; name: string; step: number | null; labels: () => Promise<string[] | null> },
-  ): Promise<ApiResponse<'models.export'>> {
-    const { format, size } = request;
-    const slug = m.name.replace(/[^A-Za-z0-9_-]+/g, '-').slice(0, 60);
-    const output = `${slug}${m.step === null ? '' : `-step${m.step}`}.${format === 'onnx' ? 'onnx' : 'safetensors'}`;
-    const what = format === 'onnx' ? 'ONNX' : `${format} safetensors`;
-    return this.tasks.start('export', `${m.name}${m.step === null ? '' : ` @${m.step}`} as ${what}`, request, async (dir) => {
-      const args = ['export', ...(m.arch ? ['--arch', m.arch] : []), '--weights', m.file, '--format', format, '--size', String(size), '--output', join(dir, output)];
-      const classes = format === 'onnx' ? await m.labels() : null;
-      if (!classes) return args;
-      const labels = join(dir, 'labels.txt');
-      await writeFile(labels, `${classes.join('\n')}\n`);
-      return [...args, '--labels', labels];
-    });
-  }
-
-  private async startReconstructions(r: ApiParsedRequest<'reconstructions.start'>): Promise<ApiResponse<'reconstructions.start'>> {
-    const rec = this.runRecord(r.runId);
-    const config = JobConfig.parse(rec.config);
-    if (config.kind !== 'pretrain') throw new ApiError('invalid', `run '${rec.summary.name}' is ${config.kind === 'eval' ? 'an' : 'a'} ${config.kind} run; reconstructions need an FCMAE pretraining run`, 'runId');
-    const files = r.steps.map((s, i) => this.checkpointFile(r.runId, s, `steps.${i}`));
-    const maskRatio = r.maskRatio ?? config.fcmae.maskRatio;
-    const title = `${rec.summary.name}: ${r.steps.length === 1 ? `step ${r.steps[0]}` : `steps ${r.steps.join(', ')}`} at mask ratio ${maskRatio}`;
-    // The run's frozen manifest: the images it trained on, whatever the catalog holds now.
-    return this.tasks.start('reconstruction', title, { ...r, maskRatio }, (dir) => [
-      'reconstruct-images',
-      ...files.flatMap((f, i) => ['--checkpoint', f, '--name', `step ${r.steps[i]}`]),
-      ...['--manifest', config.data.manifest, '--size', String(config.model.inputSize), '--mask-ratio', String(maskRatio), '--mask-seed', String(r.maskSeed)],
-      ...(r.paths ? r.paths.flatMap((p) => ['--path', p]) : ['--split', r.split, '--images', String(r.images), '--pick-seed', String(r.pickSeed)]),
-      ...(config.fcmae.normPixLoss ? [] : ['--no-norm-pix-loss']),
-      ...['--out', dir, '--json'],
-    ]);
-  }
-
-  private async startImport(r: ApiParsedRequest<'models.import'>): Promise<ApiResponse<'models.import'>> {
-    await this.modelFile({ file: r.file }, 'file');
-    const name = r.name ?? basename(r.file).replace(/\.[^.]+$/, '');
-    return this.tasks.start('import', `import ${name}`, { ...r, name }, (dir) => ['inspect', r.file, '--json', '--save', join(dir, IMPORT_SUMMARY)]);
-  }
-
-  /** Completed imports with what `cnx inspect` found in each file. */
-  private async imported(): Promise<ApiResponse<'models.imported'>> {
-    const done = this.tasks.list('import').filter((t) => t.state === 'completed');
-    const found = await Promise.all(
-      done.map(async (t) => {
-        const req = t.request as { file: string; name: string };
-        const summary = await readFile(join(t.dir, IMPORT_SUMMARY), 'utf8').then((x) => InspectSummary.safeParse(JSON.parse(x)).data ?? null, () => null);
-        if (!summary) return [];
-        const present = await stat(req.file).then((st) => st.isFile(), () => false);
-        const { model: arch, kind, numClasses, format, layout, parameters, notes } = summary;
-        return [{ taskId: t.id, name: req.name, file: req.file, present, importedAt: t.finishedAt ?? t.createdAt, arch, kind, numClasses, format, layout, parameters, notes }];
-      }),
-    );
-    return found.flat();
-  }
-
   private makeHandlers(dialogs: HostDialogs | undefined): ApiHandlers {
     const { datasets, jobs, store, settings, system } = this;
+    const models = new ModelTasks(store, this.tasks, datasets, settings);
     return {
       'datasets.list': () => datasets.list(),
       'datasets.get': (r) => datasets.get(r.name),
@@ -309,14 +183,14 @@ export class Workbench {
       'tasks.get': (r) => this.tasks.get(r.taskId),
       'tasks.cancel': (r) => this.tasks.cancel(r.taskId),
       'tasks.delete': async (r) => (await this.tasks.delete(r.taskId), {}),
-      'analysis.start': (r) => this.startAnalysis(r),
+      'analysis.start': (r) => models.analysis(r),
       'analysis.result': (r) => this.tasks.result(r.taskId, 'analysis', 'analysis.json', AnalysisResult),
-      'reconstructions.start': (r) => this.startReconstructions(r),
+      'reconstructions.start': (r) => models.reconstructions(r),
       'reconstructions.result': (r) => this.tasks.result(r.taskId, 'reconstruction', 'reconstructions.json', ReconstructionResult),
-      'models.export': (r) => this.startExport(r),
-      'models.exportFile': (r) => this.startExportFile(r),
-      'models.import': (r) => this.startImport(r),
-      'models.imported': () => this.imported(),
+      'models.export': (r) => models.exportRun(r),
+      'models.exportFile': (r) => models.exportFile(r),
+      'models.import': (r) => models.importFile(r),
+      'models.imported': () => models.imported(),
 
       'settings.get': () => settings.get(),
       'settings.update': (r) => {
