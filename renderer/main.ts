@@ -2,7 +2,7 @@
 // HTTP + WebSocket to the server that served this page) and mounts the app.
 import { createPinia } from 'pinia';
 import { createApp } from 'vue';
-import { PRELOAD_GLOBAL, type PreloadBridge } from '../common/api.ts';
+import { PRELOAD_GLOBAL, type PreloadBridge } from '../common/api/electron-transport.ts';
 import { createApiClient } from '../common/api-client.ts';
 import App from './App.vue';
 import { setApi } from './api/client.ts';

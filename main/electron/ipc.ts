@@ -2,7 +2,8 @@
 // is answered only when it comes from a window this app created, from a frame showing the app itself;
 // its payload is validated by the same dispatcher as web mode's.
 import { type BrowserWindow, type IpcMainInvokeEvent, ipcMain } from 'electron';
-import { type ApiResult, IPC_EVENTS_CHANNEL, IPC_INVOKE_CHANNEL } from '../../common/api.ts';
+import type { ApiResult } from '../../common/api.ts';
+import { IPC_EVENTS_CHANNEL, IPC_INVOKE_CHANNEL } from '../../common/api/electron-transport.ts';
 import { dispatch } from '../api/dispatch.ts';
 import type { Workbench } from '../services/workbench.ts';
 import { isAppUrl } from './window.ts';

@@ -1,9 +1,10 @@
 // The preload script (sandboxed; bundled with its imports for the renderer process): exposes the IPC
-// transport as window.workbench (common/api.ts PreloadBridge) and nothing else. ipcRenderer itself never
+// transport as window.workbench (common/api/electron-transport.ts PreloadBridge) and nothing else. ipcRenderer itself never
 // reaches the page; only known method names are forwarded. The renderer wraps the bridge in the typed client,
 // which validates requests and responses; the main process validates every request again.
 import { contextBridge, ipcRenderer } from 'electron';
-import { IPC_EVENTS_CHANNEL, IPC_INVOKE_CHANNEL, PRELOAD_GLOBAL, type PreloadBridge, isApiMethod } from '../../common/api.ts';
+import { isApiMethod } from '../../common/api.ts';
+import { IPC_EVENTS_CHANNEL, IPC_INVOKE_CHANNEL, PRELOAD_GLOBAL, type PreloadBridge } from '../../common/api/electron-transport.ts';
 
 const bridge: PreloadBridge = {
   invoke(method, request) {

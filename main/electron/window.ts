@@ -2,7 +2,7 @@
 // checklist). The renderer is a sandboxed web page that talks to the main process only through the
 // preload's typed API; it cannot navigate away, open windows or embed webviews.
 import { BrowserWindow, shell } from 'electron';
-import { APP_ORIGIN } from '../../common/api.ts';
+import { APP_ORIGIN } from '../../common/api/electron-transport.ts';
 
 export interface WindowOptions {
   /** The bundled preload script (absolute path). */
