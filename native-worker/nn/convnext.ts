@@ -1,6 +1,7 @@
 // ConvNeXt V1 and V2, written once (V2 = V1 + GRN - layer scale), with timm's parameter names and shapes.
 // The residual stream is NCHW (for the depthwise conv); LayerNorm, MLP and GRN run on (N*H*W, C) rows so the
 // pointwise layers are single Gemms with fused bias.
+import { type ParamEntry, type ParamRole, convnextLayout } from '../../common/layout.ts';
 import type { Arch } from '../../common/variants.ts';
 import * as F from '../engine/functional.ts';
 import { GraphError, type Value } from '../engine/ir.ts';
@@ -26,52 +27,23 @@ export const isNoDecay = (name: string, shape: readonly number[]): boolean => sh
 
 export const blockCount = (arch: Arch): number => arch.depths.reduce((a, b) => a + b, 0);
 
-/** Every parameter of the model in timm's order (stem, stages with downsample then blocks, head). */
+/** timm's initial values: truncated normal weights (the head's scaled), zero biases and GRN, unit norms, layer scale 1e-6. */
+function initOf(role: ParamRole, headInitScale: number): Init {
+  if (role === 'weight' || role === 'maskToken') return W;
+  if (role === 'headWeight') return { ...W, scale: headInitScale };
+  if (role === 'normWeight') return ONE;
+  if (role === 'layerScale') return { kind: 'constant', value: 1e-6 };
+  return ZERO;
+}
+
+/** The parameters of a layout (common/layout.ts) with their initializers, names under `prefix`. */
+export function paramSpecs(layout: readonly ParamEntry[], headInitScale = 1, prefix = ''): ParamSpec[] {
+  return layout.map(({ name, shape, role }) => ({ name: prefix + name, shape, init: initOf(role, headInitScale), noDecay: isNoDecay(name, shape) }));
+}
+
+/** Every parameter of the network: a classifier (numClasses > 0) or an encoder without head. */
 export function convnextParams(c: ConvNeXtConfig): ParamSpec[] {
-  const { arch } = c;
-  const pre = c.prefix ?? '';
-  const out: ParamSpec[] = [];
-  const add = (name: string, shape: readonly number[], init: Init) => out.push({ name: pre + name, shape, init, noDecay: isNoDecay(name, shape) });
-  const norm = (name: string, dim: number) => {
-    add(`${name}.weight`, [dim], ONE);
-    add(`${name}.bias`, [dim], ZERO);
-  };
-  const [d0] = arch.dims;
-  add('stem.0.weight', [d0!, 3, 4, 4], W);
-  add('stem.0.bias', [d0!], ZERO);
-  norm('stem.1', d0!);
-  arch.depths.forEach((depth, i) => {
-    const dim = arch.dims[i]!;
-    if (i > 0) {
-      norm(`stages.${i}.downsample.0`, arch.dims[i - 1]!);
-      add(`stages.${i}.downsample.1.weight`, [dim, arch.dims[i - 1]!, 2, 2], W);
-      add(`stages.${i}.downsample.1.bias`, [dim], ZERO);
-    }
-    for (let j = 0; j < depth; j++) {
-      const b = `stages.${i}.blocks.${j}`;
-      const fc = (o: number, k: number) => (arch.convMlp ? [o, k, 1, 1] : [o, k]);
-      add(`${b}.conv_dw.weight`, [dim, 1, 7, 7], W);
-      add(`${b}.conv_dw.bias`, [dim], ZERO);
-      norm(`${b}.norm`, dim);
-      add(`${b}.mlp.fc1.weight`, fc(4 * dim, dim), W);
-      add(`${b}.mlp.fc1.bias`, [4 * dim], ZERO);
-      if (arch.v2) {
-        add(`${b}.mlp.grn.weight`, [4 * dim], ZERO);
-        add(`${b}.mlp.grn.bias`, [4 * dim], ZERO);
-      }
-      add(`${b}.mlp.fc2.weight`, fc(dim, 4 * dim), W);
-      add(`${b}.mlp.fc2.bias`, [dim], ZERO);
-      if (!arch.v2) add(`${b}.gamma`, [dim], { kind: 'constant', value: 1e-6 });
-    }
-  });
-  if (c.numClasses > 0) {
-    const last = arch.dims[arch.dims.length - 1]!;
-    const s = c.headInitScale ?? 1;
-    norm('head.norm', last);
-    add('head.fc.weight', [c.numClasses, last], { ...W, scale: s });
-    add('head.fc.bias', [c.numClasses], ZERO);
-  }
-  return out;
+  return paramSpecs(convnextLayout({ arch: c.arch, head: c.numClasses > 0, numClasses: c.numClasses }), c.headInitScale, c.prefix);
 }
 
 /** FCMAE masking of one stage: `keep` is (N, 1, H, W), 1 where the patch is visible. */

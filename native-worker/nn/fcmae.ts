@@ -1,11 +1,12 @@
 // FCMAE: a ConvNeXt V2 encoder with FCMAE's sparse convs emulated densely (mask before and after each
 // depthwise conv, GRN over visible positions), a one-block ConvNeXt V2 decoder, and the norm-pix loss over
 // masked patches. Mask convention: (N, L) with L = (H/32)*(W/32) patches, 0 = keep, 1 = remove.
+import { convnextLayout } from '../../common/layout.ts';
 import { type Arch, FCMAE_DECODER_DIM, FCMAE_PATCH_SIZE } from '../../common/variants.ts';
 import * as F from '../engine/functional.ts';
 import type { Value } from '../engine/ir.ts';
-import { Model, OFFICIAL_BLOCK, type Params, convnextFeatures, convnextParams, isNoDecay } from './convnext.ts';
-import type { Init, ParamSpec } from './params.ts';
+import { Model, OFFICIAL_BLOCK, type Params, convnextFeatures, paramSpecs } from './convnext.ts';
+import type { ParamSpec } from './params.ts';
 import type { Rng } from './random.ts';
 
 export interface FcmaeConfig {
@@ -37,31 +38,7 @@ export const patchesPerSide = (c: FcmaeConfig): number => c.inputSize / c.patchS
 
 /** Encoder (`encoder.` + timm names, no head), then the decoder with the official names. */
 export function fcmaeParams(c: FcmaeConfig): ParamSpec[] {
-  const enc = convnextParams({ arch: c.arch, numClasses: 0, prefix: 'encoder.' });
-  const d = c.decoderDim;
-  const last = c.arch.dims[c.arch.dims.length - 1]!;
-  const W: Init = { kind: 'truncNormal', std: 0.02 };
-  const ZERO: Init = { kind: 'constant', value: 0 };
-  const spec = (name: string, shape: readonly number[], init: Init): ParamSpec => ({ name, shape, init, noDecay: isNoDecay(name, shape) });
-  const out = [...enc, spec('proj.weight', [d, last, 1, 1], W), spec('proj.bias', [d], ZERO), spec('mask_token', [1, d, 1, 1], W)];
-  for (let i = 0; i < c.decoderDepth; i++) {
-    const b = `decoder.${i}`;
-    out.push(
-      spec(`${b}.dwconv.weight`, [d, 1, 7, 7], W),
-      spec(`${b}.dwconv.bias`, [d], ZERO),
-      spec(`${b}.norm.weight`, [d], { kind: 'constant', value: 1 }),
-      spec(`${b}.norm.bias`, [d], ZERO),
-      spec(`${b}.pwconv1.weight`, [4 * d, d], W),
-      spec(`${b}.pwconv1.bias`, [4 * d], ZERO),
-      spec(`${b}.grn.gamma`, [1, 1, 1, 4 * d], ZERO),
-      spec(`${b}.grn.beta`, [1, 1, 1, 4 * d], ZERO),
-      spec(`${b}.pwconv2.weight`, [d, 4 * d], W),
-      spec(`${b}.pwconv2.bias`, [d], ZERO),
-    );
-  }
-  const p = c.patchSize;
-  out.push(spec('pred.weight', [p * p * 3, d, 1, 1], W), spec('pred.bias', [p * p * 3], ZERO));
-  return out;
+  return paramSpecs(convnextLayout({ arch: c.arch, head: false, numClasses: 0, decoder: { dim: c.decoderDim, depth: c.decoderDepth, patchSize: c.patchSize } }));
 }
 
 /** A (N, L) mask per sample: random noise -> argsort -> the first int(L*(1-ratio)) kept (0), the rest 1. */

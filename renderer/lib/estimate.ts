@@ -1,32 +1,15 @@
-// The training form's estimates. Memory: parameters (exact, from the variant table) times what training keeps
+// The training form's estimates. Memory: parameters (exact, from the model layout) times what training keeps
 // per parameter, plus the activations backward needs (a per-block count of the tensors a ConvNeXt block
 // saves, times the batch's feature maps). Time: the throughput an earlier run of the same model, input size
 // and engine reached. Both are estimates and say so: the memory one leaves out the framework's own workspace
 // and allocator slack, which add a few hundred MiB to a GiB or more.
-import { FCMAE_DECODER_DIM, FCMAE_PATCH_SIZE, parseArch } from '../../common/variants.ts';
+import { layoutSize } from '../../common/layout.ts';
+import { FCMAE_DECODER_DIM, parseArch } from '../../common/variants.ts';
 
 /** Parameters of a ConvNeXt classifier (numClasses > 0), encoder (0), or FCMAE model (with `decoderDepth`). */
 export function parameterCount(archName: string, numClasses: number, decoderDepth = 0, decoderDim = FCMAE_DECODER_DIM): number {
-  const a = parseArch(archName);
-  const [d0] = a.dims;
-  let n = 3 * d0! * 16 + d0! + 2 * d0!; // stem conv + LayerNorm
-  a.depths.forEach((depth, i) => {
-    const c = a.dims[i]!;
-    if (i > 0) n += 2 * a.dims[i - 1]! + a.dims[i - 1]! * c * 4 + c; // downsample LayerNorm + 2x2 conv
-    // dwconv 7x7, LayerNorm, fc1, fc2, then GRN (V2) or layer scale (V1)
-    const block = 49 * c + c + 2 * c + 4 * c * c + 4 * c + 4 * c * c + c + (a.v2 ? 8 * c : c);
-    n += depth * block;
-  });
-  const last = a.dims[3]!;
-  if (numClasses > 0) n += 2 * last + numClasses * last + numClasses;
-  if (decoderDepth > 0) {
-    const d = decoderDim;
-    const out = FCMAE_PATCH_SIZE ** 2 * 3;
-    n += d * last + d + d; // proj + mask token
-    n += decoderDepth * (49 * d + d + 2 * d + 4 * d * d + 4 * d + 8 * d + 4 * d * d + d);
-    n += out * d + out; // pred
-  }
-  return n;
+  const decoder = decoderDepth > 0 ? { decoder: { dim: decoderDim, depth: decoderDepth } } : {};
+  return layoutSize({ arch: parseArch(archName), head: numClasses > 0, numClasses, ...decoder });
 }
 
 /**
