@@ -1,16 +1,5 @@
 #!/usr/bin/env node
 // Entry point of the `cnx` command: runs the TypeScript sources through tsx.
-import { availableParallelism } from 'node:os';
+import { runCnx } from './run-cnx.mjs';
 
-// sharp runs on libuv's thread pool, sized once at its first use: make room for one image per core
-// (loader workers, import analysis) before anything touches it.
-process.env.UV_THREADPOOL_SIZE ??= String(Math.max(4, availableParallelism()));
-const { register } = await import('tsx/esm/api');
-register();
-// Commands of the main process live outside native-worker (which may not import it) and load on use.
-const serve = {
-  summary: 'serve the UI and API over HTTP on loopback, with a token',
-  run: async (args) => (await import('../main/serve.ts')).serveCommand.run(args),
-};
-const { main } = await import('../native-worker/cli.ts');
-process.exitCode = await main(process.argv.slice(2), { serve });
+process.exitCode = await runCnx(process.argv.slice(2));

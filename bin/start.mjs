@@ -1,36 +1,37 @@
 #!/usr/bin/env node
-// `npm start`: builds the renderer and Electron's preload, then opens the desktop app when Electron's
-// binary is installed; otherwise says how to use the same workbench in a browser with `cnx serve`.
+// `npm start`: the desktop app where Electron's binary can run; otherwise the same workbench in web mode
+// (`cnx serve --open` in this process: the server, its tokened URL on stdout, the default browser where
+// there is one, and Ctrl-C pausing running jobs with a checkpoint). The UI (and, for Electron, the preload)
+// is built first unless dist/ is already newer than its sources. Arguments go to the app or to `cnx serve`.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { build } from 'vite';
+import { runCnx } from './run-cnx.mjs';
+import { ensureBuilt } from './build.mjs';
 import { REPO, electronBinary } from './electron.mjs';
 
 // The entry's path is the one electron.config.ts packages (kept in step by test/unit/electron-config.test.ts).
 const ELECTRON_MAIN = 'main/electron/main.mjs';
 
+const args = process.argv.slice(2);
+const electron = electronBinary();
+const main = join(REPO, ELECTRON_MAIN);
+const desktop = electron !== null && existsSync(main);
 try {
-  for (const mode of ['production', 'preload']) await build({ configFile: join(REPO, 'vite.config.ts'), mode, logLevel: 'warn' });
+  await ensureBuilt('production');
+  if (desktop) await ensureBuilt('preload');
 } catch (e) {
   console.error(`npm start: building the UI failed: ${e instanceof Error ? e.message : String(e)}`);
   process.exit(1);
 }
 
-const electron = electronBinary();
-const main = join(REPO, ELECTRON_MAIN);
-if (electron && existsSync(main)) {
-  const child = spawn(electron, [main, ...process.argv.slice(2)], { cwd: REPO, stdio: 'inherit' });
+if (desktop) {
+  const child = spawn(electron, [main, ...args], { cwd: REPO, stdio: 'inherit' });
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
 } else {
-  const why = !electron
-    ? "Electron's binary is not installed (it was skipped with ELECTRON_SKIP_BINARY_DOWNLOAD=1 or could not be downloaded)"
+  const why = electron === null
+    ? "Electron's binary is not installed (its download was skipped with ELECTRON_SKIP_BINARY_DOWNLOAD=1 or failed)"
     : `the Electron main process (${ELECTRON_MAIN}) is missing from this checkout`;
-  console.log(`The UI is built in dist/renderer, but the desktop app cannot start: ${why}.
-
-Use the same workbench in a browser instead:
-
-    npx cnx serve                    # or: node bin/cnx.mjs serve [--workspace DIR] [--port N]
-
-It prints a URL with a random token (new at every start); open it in a browser on this machine.`);
+  console.log(`npm start: web mode, because ${why}; Ctrl-C stops it.`);
+  process.exitCode = await runCnx(['serve', '--open', ...args]);
 }

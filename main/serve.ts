@@ -6,9 +6,10 @@ import { type Command, CliError, parseOptions } from '../native-worker/cli/comma
 import { resolveWorkspace } from '../native-worker/workspace.ts';
 import { REPO_ROOT } from './services/engines.ts';
 import { Workbench } from './services/workbench.ts';
+import { openBrowser } from './web/open-browser.ts';
 import { isLoopback, startWebServer } from './web/server.ts';
 
-const HELP = `usage: cnx serve [--host 127.0.0.1] [--port 0] [--workspace DIR] [--renderer DIR]
+const HELP = `usage: cnx serve [--host 127.0.0.1] [--port 0] [--workspace DIR] [--renderer DIR] [--open]
 
 Serves the workbench UI and its API over HTTP and WebSocket, and runs the job queue. Prints a URL with a
 random token (needed by every request); open it in a browser. Ctrl-C pauses running jobs (each writes a
@@ -17,12 +18,13 @@ checkpoint) and exits; they resume from there.
   --port N          port (default 0: a free one)
   --workspace DIR   workspace folder (default: $CNX_WORKSPACE, else the app-data folder)
   --renderer DIR    the built UI (default dist/renderer in the repository)
-  --rebuild-db      rebuild the runs in the database from the run folders first`;
+  --rebuild-db      rebuild the runs in the database from the run folders first
+  --open            open the URL in the default browser ($BROWSER, else xdg-open / open / start)`;
 
 export const serveCommand: Command = {
   summary: 'serve the UI and API over HTTP on loopback, with a token',
   async run(args) {
-    const o = parseOptions(args, { host: { type: 'string' }, port: { type: 'string' }, workspace: { type: 'string' }, renderer: { type: 'string' }, 'rebuild-db': { type: 'boolean' } }, HELP);
+    const o = parseOptions(args, { host: { type: 'string' }, port: { type: 'string' }, workspace: { type: 'string' }, renderer: { type: 'string' }, 'rebuild-db': { type: 'boolean' }, open: { type: 'boolean' } }, HELP);
     if (!o) return 0;
     if (o.positionals.length) throw new CliError(`unexpected argument '${o.positionals[0]}'\n\n${HELP}`);
     const port = Number(o.values.port ?? 0);
@@ -42,6 +44,10 @@ export const serveCommand: Command = {
     console.error(`cnx serve: workspace ${workspace}`);
     // The URL goes to stdout alone on its line, for scripts and tests to pick up.
     console.log(server.url);
+    if (o.values.open) {
+      const why = await openBrowser(server.url);
+      console.error(why ? `cnx serve: no browser opened (${why}): open the URL above in one` : 'cnx serve: opened in the default browser');
+    }
 
     await new Promise<void>((resolve) => {
       const stop = () => resolve();

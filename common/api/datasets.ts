@@ -54,12 +54,16 @@ export const DatasetStats = z.object({
   imbalance: z.object({ smallest: z.string(), largest: z.string(), ratio: z.number().nullable() }).nullable(),
   formats: z.record(z.string(), int(0)),
   size: z.object({ minWidth: z.number(), maxWidth: z.number(), minHeight: z.number(), maxHeight: z.number() }).nullable(),
+  /** Images far from the dataset's own typical (median) size or shape; see native-worker/data/curate/size-outliers.ts. */
   outliers: z.object({
     small: int(0),
     large: int(0),
     aspect: int(0),
+    typical: z.object({ width: z.number(), height: z.number() }).nullable(),
     examples: z.array(z.object({ path: z.string(), width: z.number(), height: z.number(), reason: z.enum(['small', 'large', 'aspect']) })),
   }),
+  /** Images whose shorter side is below the training input size: the loader upscales them. */
+  belowInputSize: z.object({ inputSize: int(1), count: int(0) }),
 });
 export type DatasetStats = z.infer<typeof DatasetStats>;
 

@@ -6,8 +6,9 @@ import { DeviceChoice, EngineChoice, EngineName } from './vocabulary.ts';
 export const Settings = z.object({
   /** The workspace folder in use (changed by restarting with another one). */
   workspace: z.string(),
-  /** The Python interpreter of the PyTorch engine. */
-  pythonPath: z.string().min(1),
+  /** The PyTorch engine's Python; empty: CNX_PYTHON, else the first candidate that imports torch (see
+   * native-worker/torch-python.ts). CNX_PYTHON, when set, wins over this value. */
+  pythonPath: z.string(),
   defaultEngine: EngineChoice,
   defaultDevice: DeviceChoice,
   /** CPU jobs allowed to run at once (GPU jobs run one at a time). */
@@ -28,7 +29,8 @@ export const SystemInfo = z.object({
   gpus: z.array(GpuInfo),
   engines: z.object({
     onnx: z.object({ available: z.boolean(), version: z.string().nullable(), providers: z.array(z.string()), chosen: z.string().nullable(), notes: z.array(z.string()) }),
-    torch: z.object({ available: z.boolean(), interpreter: z.string(), python: z.string().nullable(), version: z.string().nullable(), error: z.string().nullable() }),
+    /** `how`: why this interpreter (named by CNX_PYTHON or Settings, or found by the search). */
+    torch: z.object({ available: z.boolean(), interpreter: z.string(), how: z.string(), python: z.string().nullable(), version: z.string().nullable(), error: z.string().nullable() }),
   }),
   /** What engine 'auto' picks on this machine. */
   autoEngine: EngineName,

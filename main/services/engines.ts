@@ -2,6 +2,7 @@
 // take the same config file and speak the same events (common/protocol.ts).
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findPython } from '../../native-worker/torch-python.ts';
 import type { EngineChoice, EngineName } from '../../common/api.ts';
 import type { JobConfig } from '../../common/job.ts';
 import type { Lane } from './run-log.ts';
@@ -24,16 +25,17 @@ export function cnxCommand(node: NodeRuntime, args: readonly string[]): WorkerCo
 }
 
 export interface EngineLauncher {
-  command(engine: EngineName, configPath: string, pythonPath: string): WorkerCommand;
+  /** `pythonSetting`: the Settings value (may be empty); throws when no Python with torch is found. */
+  command(engine: EngineName, configPath: string, pythonSetting: string): WorkerCommand;
 }
 
 /** The real engines: native-worker/torch/run_job.py under the chosen Python, or `cnx run-job`. */
 export function engineLauncher(node: NodeRuntime = plainNode): EngineLauncher {
   return {
-    command(engine, configPath, pythonPath) {
+    command(engine, configPath, pythonSetting) {
       if (engine === 'onnx') return cnxCommand(node, ['run-job', configPath]);
       return {
-        command: pythonPath,
+        command: findPython({ settings: pythonSetting }).python,
         args: [join(REPO_ROOT, 'native-worker', 'torch', 'run_job.py'), configPath],
         cwd: REPO_ROOT,
         // Unbuffered so each event line reaches us when it is written, even if a library swaps stdout.

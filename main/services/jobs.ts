@@ -21,7 +21,7 @@ import type { EventHub } from './hub.ts';
 import { type Lane, type ServiceEvent, writeFileAtomic, writeRunFolder } from './run-log.ts';
 import type { SettingsService } from './settings.ts';
 import type { AppliedBatch, Store } from './store.ts';
-import { type StopReason, type SupervisedExit, WorkerSupervisor, type WorkerSpawner } from './workers.ts';
+import { type StopReason, type SupervisedExit, type WorkerCommand, WorkerSupervisor, type WorkerSpawner } from './workers.ts';
 
 export interface JobServiceOptions {
   store: Store;
@@ -292,7 +292,13 @@ export class JobService {
       await writeFileAtomic(configPath, `${JSON.stringify(attemptConfig, null, 2)}\n`);
       if (this.closing || this.o.store.summary(run.id)?.state !== 'queued') return;
 
-      const cmd = this.o.launcher.command(engine, configPath, this.o.settings.get().pythonPath);
+      let cmd: WorkerCommand;
+      try {
+        cmd = this.o.launcher.command(engine, configPath, this.o.settings.get().pythonPath);
+      } catch (e) {
+        this.failToStart(run, `cannot start the ${engine} engine: ${(e as Error).message}`);
+        return;
+      }
       const handle = this.o.spawner.spawn(cmd);
       this.service(run.id, { type: 'attempt', attempt, engine, lane, pid: handle.pid, resumedFromStep });
       let exited!: () => void;

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { ApiError, type ApiParsedRequest, type ApiResponse, type ModelRef } from '../../common/api.ts';
 import { JobConfig } from '../../common/job.ts';
 import { manifestSchema } from '../../common/manifest.ts';
+import { pythonOption } from '../../native-worker/torch-python.ts';
 import type { DatasetService } from './datasets.ts';
 import type { SettingsService } from './settings.ts';
 import type { Store } from './store.ts';
@@ -75,7 +76,7 @@ export class ModelTasks {
       ...['--dataset', r.dataset, '--workspace', this.store.workspace, '--split', r.split],
       ...['--images', String(r.images), '--size', String(r.size), '--grid-image', String(r.gridImage)],
       ...(r.gridLayer !== undefined ? ['--grid-layer', String(r.gridLayer)] : []),
-      ...(r.engine === 'torch' ? ['--engine', 'torch', '--python', this.settings.get().pythonPath] : []),
+      ...(r.engine === 'torch' ? ['--engine', 'torch', ...pythonOption(this.settings.get().pythonPath)] : []),
       ...['--out', dir, '--json'],
     ]);
   }

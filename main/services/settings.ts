@@ -1,16 +1,8 @@
 // User settings, kept in the workspace database (the workspace itself is chosen before it is opened).
-import { existsSync } from 'node:fs';
 import { Settings, type SettingsUpdate } from '../../common/api.ts';
 import type { z } from 'zod';
 import type { EventHub } from './hub.ts';
 import type { Store } from './store.ts';
-
-/** Debian's python3 (with python3-torch) when present, else whatever `python3` is on the PATH. */
-export function defaultPythonPath(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.CNX_PYTHON) return env.CNX_PYTHON;
-  if (process.platform === 'win32') return 'python';
-  return existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
-}
 
 const KEYS = ['pythonPath', 'defaultEngine', 'defaultDevice', 'cpuJobSlots', 'stallTimeoutSec'] as const;
 
@@ -24,7 +16,7 @@ export class SettingsService {
   ) {
     const base: Settings = {
       workspace: store.workspace,
-      pythonPath: defaultPythonPath(),
+      pythonPath: '', // found by the rule of native-worker/torch-python.ts
       defaultEngine: 'auto',
       defaultDevice: 'auto',
       cpuJobSlots: 1,

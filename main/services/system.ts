@@ -6,6 +6,7 @@ import { statfs } from 'node:fs/promises';
 import { cpus, freemem, totalmem } from 'node:os';
 import { z } from 'zod';
 import type { EngineName, SystemInfo } from '../../common/api.ts';
+import { namedPython, pythonOption } from '../../native-worker/torch-python.ts';
 import type { WorkerCommand } from './workers.ts';
 
 const DoctorReport = z.object({
@@ -18,6 +19,7 @@ const DoctorReport = z.object({
   torch: z
     .object({
       interpreter: z.string(),
+      how: z.string().optional(),
       python: z.string().optional(),
       torch: z.string().optional(),
       cuda: z.array(z.object({ name: z.string(), memoryGiB: z.number() })).optional(),
@@ -33,6 +35,7 @@ export interface SystemOptions {
   workspace: string;
   host: SystemInfo['host'];
   appVersion: string;
+  /** The Settings value (may be empty: then the doctor's search decides). */
   pythonPath: () => string;
   /** How to run `cnx <args>` (node + bin/cnx.mjs, or Electron as node). */
   cnx: (args: readonly string[]) => WorkerCommand;
@@ -81,7 +84,7 @@ export class SystemService {
   async doctor(refresh = false): Promise<{ report: DoctorReport | null; error: string | null; at: string }> {
     if (refresh || !this.cached) {
       // Concurrent callers share one probe.
-      this.pending ??= runDoctor(this.opts.cnx(['doctor', '--json', '--python', this.opts.pythonPath()]), this.opts.doctorTimeoutMs ?? 120_000)
+      this.pending ??= runDoctor(this.opts.cnx(['doctor', '--json', ...pythonOption(this.opts.pythonPath())]), this.opts.doctorTimeoutMs ?? 120_000)
         .then(
           (report) => void (this.cached = { report, error: null, at: new Date().toISOString() }),
           (e: Error) => void (this.cached = { report: null, error: e.message, at: new Date().toISOString() }),
@@ -105,6 +108,7 @@ export class SystemService {
     );
     const cpu = cpus();
     const torch = report?.torch;
+    const named = namedPython({ settings: this.opts.pythonPath() });
     return {
       app: { version: this.opts.appVersion, node: process.versions.node, platform: process.platform, arch: process.arch },
       host: this.opts.host,
@@ -125,7 +129,8 @@ export class SystemService {
         },
         torch: {
           available: report?.torchEngineUsable ?? false,
-          interpreter: torch?.interpreter ?? this.opts.pythonPath(),
+          interpreter: torch?.interpreter ?? named?.python ?? 'unknown',
+          how: named?.how ?? torch?.how ?? 'unknown',
           python: torch?.python ?? null,
           version: torch?.torch ?? null,
           error: torch?.error ?? (report && !report.torchEngineUsable ? 'torch is not importable with this interpreter' : null),

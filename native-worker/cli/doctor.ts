@@ -4,13 +4,15 @@ import { cpus, totalmem } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { chooseProvider } from '../engine/runtime.ts';
 import { jpegDecoder } from '../data/pipeline/native-jpeg.ts';
+import { PythonNotFound, findPython, pythonCandidates } from '../torch-python.ts';
 import { type Command, parseOptions } from './command.ts';
 
 const HELP = `usage: cnx doctor [--json] [--python PATH]
 
 Reports the ONNX engine (onnxruntime-node and its execution providers), the PyTorch engine (a Python
-with torch: version, CUDA/MPS devices and memory) and the data loader's JPEG decoder. --python or
-CNX_PYTHON picks the interpreter.`;
+with torch: version, CUDA/MPS devices and memory) and the data loader's JPEG decoder. The interpreter is
+--python, else CNX_PYTHON, else the first of ${pythonCandidates().join(', ')} that imports torch (doctor
+searches again and refreshes the cached answer every other command uses).`;
 
 const PROBE = `import json, sys
 r = {"python": sys.version.split()[0]}
@@ -29,20 +31,11 @@ export const doctorCommand: Command = {
     const o = parseOptions(args, { json: { type: 'boolean' }, python: { type: 'string' } }, HELP);
     if (!o) return 0;
     const report = chooseProvider('auto');
-    // The user's choice, else the first interpreter on the usual paths that has torch.
-    const chosen = o.values.python ?? process.env.CNX_PYTHON;
-    const candidates = chosen ? [chosen] : ['python3', 'python', ...(process.platform === 'win32' ? [] : ['/usr/bin/python3'])];
-    let python = candidates[0]!;
-    let torch: Record<string, unknown> = {};
-    for (const candidate of candidates) {
-      const r = probeTorch(candidate);
-      if (candidate === candidates[0] || typeof r.torch === 'string') [python, torch] = [candidate, r];
-      if (typeof r.torch === 'string') break;
-    }
+    const { python, how, torch } = torchReport(o.values.python);
     const info = {
       machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(totalmem() / 2 ** 30) },
       onnx: { onnxruntime: ort.env.versions.common, backends: ort.listSupportedBackends().map((b) => b.name), chosen: report.chosen, skipped: report.skipped },
-      torch: { interpreter: python, ...torch },
+      torch: { interpreter: python, how, ...torch },
       torchEngineUsable: typeof torch.torch === 'string',
       jpeg: jpegDecoder(),
     };
@@ -55,14 +48,25 @@ export const doctorCommand: Command = {
     for (const s of report.skipped) console.log(`  ${s.provider}: ${s.reason}`);
     if (info.torchEngineUsable) {
       const gpus = (torch.cuda as { name: string; memoryGiB: number }[]) ?? [];
-      console.log(`PyTorch engine: ${python} (Python ${torch.python}), torch ${torch.torch}; ${gpus.length ? gpus.map((g) => `${g.name} ${g.memoryGiB} GiB`).join(', ') : torch.mps ? 'Apple MPS' : 'no GPU (CPU only)'}`);
+      console.log(`PyTorch engine: ${python} (${how}; Python ${torch.python}), torch ${torch.torch}; ${gpus.length ? gpus.map((g) => `${g.name} ${g.memoryGiB} GiB`).join(', ') : torch.mps ? 'Apple MPS' : 'no GPU (CPU only)'}`);
     } else {
-      console.log(`PyTorch engine: not available with ${python} (${String(torch.error ?? 'torch not importable')}); set CNX_PYTHON or --python`);
+      console.log(`PyTorch engine: not available: ${String(torch.error ?? `torch not importable with ${python}`)}`);
     }
     console.log(`data loader JPEG decoding: ${info.jpeg.decoder} (${info.jpeg.reason})`);
     return 0;
   },
 };
+
+/** The interpreter the rule picks (searching afresh) and what it reports; the error says what was tried. */
+function torchReport(option: string | undefined): { python: string; how: string; torch: Record<string, unknown> } {
+  try {
+    const choice = findPython({ option, refresh: true });
+    return { python: choice.python, how: choice.how, torch: probeTorch(choice.python) };
+  } catch (e) {
+    if (!(e instanceof PythonNotFound)) throw e;
+    return { python: pythonCandidates()[0]!, how: 'none found', torch: { error: e.message } };
+  }
+}
 
 function probeTorch(python: string): Record<string, unknown> {
   const probe = spawnSync(python, ['-c', PROBE], { encoding: 'utf8', timeout: 60_000 });

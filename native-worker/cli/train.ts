@@ -15,6 +15,7 @@ import { type Command, CliError, parseOptions } from './command.ts';
 import { withCatalog } from './dataset/shared.ts';
 import { createProgress } from './progress.ts';
 import { runWithSignals } from './run-job.ts';
+import { PYTHON_RULE, torchPython } from './torch-reference.ts';
 
 type Kind = 'pretrain' | 'finetune' | 'eval';
 
@@ -30,7 +31,7 @@ model and run:
   --run-dir DIR         where checkpoints and events go (default <workspace>/runs/<kind>-<time>)
   --workspace DIR       workspace folder (default $CNX_WORKSPACE, else the app-data folder)
   --json                print the events as JSON lines on stdout
-  --python PATH         the PyTorch engine's interpreter (default $CNX_PYTHON, else python3)`;
+  --python PATH         the PyTorch engine's interpreter (${PYTHON_RULE})`;
 
 const TRAINING = `training:
   --steps N | --epochs N  length of the run (one of them is required)
@@ -155,7 +156,12 @@ async function manifestFor(dataset: string | undefined, manifest: string | undef
 
 /** torch when a Python with torch and a CUDA/MPS device answers, else onnx. */
 async function autoEngine(python: string | undefined): Promise<'onnx' | 'torch'> {
-  const py = python ?? process.env.CNX_PYTHON ?? 'python3';
+  let py: string;
+  try {
+    py = torchPython(python);
+  } catch {
+    return 'onnx';
+  }
   const probe = "import torch, sys; sys.exit(0 if torch.cuda.is_available() or (getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available()) else 3)";
   return new Promise((res) => {
     const child = spawn(py, ['-c', probe], { stdio: 'ignore' });
@@ -192,7 +198,7 @@ async function run(config: JobConfigInput, engine: 'onnx' | 'torch', v: { json?:
     const status = await runWithSignals(config, new EventSink(lines), Number(v.threads) || 0);
     return status === 'failed' || failed ? 1 : 0;
   }
-  const python = v.python ?? process.env.CNX_PYTHON ?? 'python3';
+  const python = torchPython(v.python);
   const child = spawn(python, [TORCH_RUNNER, configPath], { stdio: ['ignore', 'pipe', 'inherit'] });
   const forward = () => child.kill('SIGTERM');
   process.on('SIGINT', forward);

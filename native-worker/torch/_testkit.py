@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import unittest
 from types import ModuleType
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -15,61 +14,30 @@ from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-TORCH_REFERENCE = os.path.join(REPO, "..", "shared", "device", "torch_reference.py")
+EAGER_REFERENCE = os.path.join(REPO, "test", "python", "eager_convnext.py")
 PYTHON = sys.executable
 
 Tensor = torch.Tensor
 
 
-def need_reference(case: unittest.TestCase) -> ModuleType:
-    """The shared eager reference (../shared/device/torch_reference.py); skipped without it, failed under CI."""
-    if not os.path.isfile(TORCH_REFERENCE):
-        reason = f"no independent reference at {TORCH_REFERENCE}"
-        if os.environ.get("CI") == "true":
-            case.fail(reason)
-        case.skipTest(reason)
-    spec = importlib.util.spec_from_file_location("cnx_shared_torch_reference", TORCH_REFERENCE)
+def eager_reference() -> ModuleType:
+    """The tests' independent eager ConvNeXt / FCMAE (test/python/eager_convnext.py): functions over tensors
+    named as timm names them, sharing no code with cnx_torch."""
+    spec = importlib.util.spec_from_file_location("cnx_eager_reference", EAGER_REFERENCE)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-_BLOCK_NAMES = {"dw": "conv_dw", "norm": "norm", "pw1": "mlp.fc1", "pw2": "mlp.fc2", "gamma": "gamma"}
-_DECODER_NAMES = {"dw": "dwconv", "norm": "norm", "pw1": "pwconv1", "pw2": "pwconv2", "grn": "grn"}
-
-
-def reference_to_ours(ref_state: Dict[str, Tensor], conv_mlp: bool) -> Dict[str, Tensor]:
-    """Renames the reference's ConvNeXt / FCMAE parameters to ours (timm names; FCMAE decoder official names)."""
+def to_model_layout(params: Dict[str, Tensor], conv_mlp: bool) -> Dict[str, Tensor]:
+    """The reference's tensors as our model's state dict: with conv_mlp, the encoder's MLP Linear weights
+    (out, in) become 1x1 conv weights (out, in, 1, 1)."""
     out: Dict[str, Tensor] = {}
-    for key, value in ref_state.items():
-        parts = key.split(".")
-        prefix = ""
-        if parts[0] == "enc":
-            parts, prefix = parts[1:], "encoder."
-            if parts[0] in ("norm", "head"):
-                continue  # the FCMAE encoder has no head
-        if parts[0] == "down":
-            index, rest = parts[1], parts[2:]
-            name = ".".join((["stem"] if index == "0" else ["stages", index, "downsample"]) + rest)
-        elif parts[0] == "stages":
-            stage, block, layer, rest = parts[1], parts[2], parts[3], parts[4:]
-            if layer == "grn":
-                name = f"stages.{stage}.blocks.{block}.mlp.grn." + {"gamma": "weight", "beta": "bias"}[rest[0]]
-                value = value.reshape(-1)
-            else:
-                name = ".".join([f"stages.{stage}.blocks.{block}", _BLOCK_NAMES[layer]] + rest)
-                if conv_mlp and layer in ("pw1", "pw2") and rest == ["weight"]:
-                    value = value.reshape(*value.shape, 1, 1)  # Linear (out, in) -> 1x1 conv (out, in, 1, 1)
-        elif parts[0] == "norm":
-            name = "head.norm." + ".".join(parts[1:])
-        elif parts[0] == "head":
-            name = "head.fc." + ".".join(parts[1:])
-        elif parts[0] == "dec":
-            name = "decoder.0." + ".".join([_DECODER_NAMES[parts[1]]] + parts[2:])
-        else:
-            name = key
-        out[prefix + name] = value
+    for name, value in params.items():
+        if conv_mlp and not name.startswith("decoder.") and (name.endswith("mlp.fc1.weight") or name.endswith("mlp.fc2.weight")):
+            value = value.reshape(*value.shape, 1, 1)
+        out[name] = value.detach()
     return out
 
 

@@ -2,9 +2,9 @@
 """Training-step speed of the PyTorch engine against eager PyTorch, measured in the same run on the same device.
 
   bench.py --arch convnextv2_atto --job finetune|fcmae --batch 256 --size 224 --precision bf16 [--compile]
-           [--steps 20] [--warmup 5] [--device cuda] [--reference PATH/torch_reference.py]
+           [--steps 20] [--warmup 5] [--device cuda] [--reference SCRIPT]
 Ours: this engine's model, channels_last, autocast (GRN reductions kept in fp32), fused AdamW where torch has
-it, optional torch.compile. Reference: ../shared/device/torch_reference.py (eager, timm when importable) run
+it, optional torch.compile. Reference: test/python/eager_convnext.py (eager; timm's model when importable) run
 as a child process with the same job, batch, size and precision. Last line: JSON with both and the ratio.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ from cnx_torch.job import autocast, pick_device, to_channels_last, Precision  # 
 from cnx_torch.models import create_model  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_REFERENCE = os.path.join(HERE, "..", "..", "..", "shared", "device", "torch_reference.py")
+DEFAULT_REFERENCE = os.path.join(HERE, "..", "..", "test", "python", "eager_convnext.py")
 
 
 def ours(a: argparse.Namespace, device: torch.device) -> dict:

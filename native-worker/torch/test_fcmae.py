@@ -9,7 +9,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
 
-from _testkit import need_reference, randomize_, reference_to_ours  # noqa: E402
+from _testkit import eager_reference, randomize_, to_model_layout  # noqa: E402
 from cnx_torch.fcmae import FCMAE, create_fcmae, norm_pix_target, patchify, random_mask, unpatchify  # noqa: E402
 from cnx_torch.models import ConvNeXt, global_response_norm  # noqa: E402
 
@@ -123,34 +123,27 @@ class StateDictNames(unittest.TestCase):
 
 
 class AgreesWithReference(unittest.TestCase):
-    """Loss, prediction and gradients against the shared reference FCMAE on the same weights and mask,
-    in float64 (tolerance 1e-9 relative: only the order of float64 roundings may differ)."""
+    """Loss, prediction and gradients against the independent eager FCMAE (test/python/eager_convnext.py) on
+    the same weights and mask, in float64 (tolerance 1e-9 relative: only the order of float64 roundings may
+    differ). The reference keeps removed cells at zero after every block; ours masks before and after each
+    depthwise conv: both must agree wherever a value reaches the output."""
 
     def check(self, conv_mlp: bool) -> None:
-        ref_module = need_reference(self)
-        torch.manual_seed(0)
-        ref = ref_module.FCMAE([1, 1, 2, 1], [8, 16, 24, 32], dec_dim=16).double()
-        randomize_(ref, 3)
+        ref = eager_reference()
+        depths = (1, 1, 2, 1)
+        params = ref.fcmae_params(depths, (8, 16, 24, 32), decoder_dim=16, seed=3)
         ours = tiny_fcmae(conv_mlp).double()
-        ours.load_state_dict(reference_to_ours(ref.state_dict(), conv_mlp), strict=True)
-        imgs = torch.randn(2, 3, 96, 96, dtype=torch.float64)
-        # The reference draws its mask from the global RNG exactly like random_mask without a generator.
-        torch.manual_seed(11)
-        loss_ref = ref(imgs)
-        torch.manual_seed(11)
-        mask = random_mask(2, 3, 3, 0.6)
-        out = ours(imgs, mask=mask.double())
+        ours.load_state_dict(to_model_layout(params, conv_mlp), strict=True)
+        imgs = torch.randn(2, 3, 96, 96, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        mask = random_mask(2, 3, 3, 0.6, generator=torch.Generator().manual_seed(11)).double()
+        loss_ref, pred_ref = ref.fcmae(params, imgs, mask, depths)
+        out = ours(imgs, mask=mask)
         torch.testing.assert_close(out.loss, loss_ref, rtol=1e-9, atol=1e-12)
-
-        m4 = mask.double().unsqueeze(1)  # (N, 1, 3, 3)
-        with torch.no_grad():
-            x = ref.proj(ref.enc.encode(imgs, m4))
-            pred_ref = ref.pred(ref.dec(x * (1 - m4) + ref.mask_token * m4)).flatten(2).transpose(1, 2)
-        torch.testing.assert_close(out.pred.detach(), pred_ref, rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(out.pred.detach(), pred_ref.detach(), rtol=1e-9, atol=1e-12)
 
         loss_ref.backward()
         out.loss.backward()
-        ref_grads = reference_to_ours({n: p.grad for n, p in ref.named_parameters() if p.grad is not None}, conv_mlp)
+        ref_grads = to_model_layout({n: p.grad for n, p in params.items() if p.grad is not None}, conv_mlp)
         for name, p in ours.named_parameters():
             self.assertIsNotNone(p.grad, name)
             torch.testing.assert_close(p.grad, ref_grads[name], rtol=1e-7, atol=1e-12, msg=name)

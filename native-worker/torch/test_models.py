@@ -10,7 +10,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from _testkit import need_reference, randomize_, reference_to_ours  # noqa: E402
+from _testkit import eager_reference, randomize_, to_model_layout  # noqa: E402
 from cnx_torch.models import (ConvNeXt, count_parameters, create_model, global_response_norm,  # noqa: E402
                               normalize_classifier_state, official_to_timm, parse_arch)
 
@@ -192,24 +192,24 @@ class MixedPrecision(unittest.TestCase):
 
 
 class AgreesWithReference(unittest.TestCase):
-    """Same weights in the shared eager reference and here: forward and every gradient, in float64 so the
-    comparison sees only differences of math (tolerance 1e-9 relative), not of float32 rounding order."""
+    """Same weights in the independent eager reference (test/python/eager_convnext.py) and here: forward and
+    every gradient, in float64 so the comparison sees only differences of math (tolerance 1e-9 relative), not
+    of float32 rounding order."""
 
     def check(self, version: int, conv_mlp: bool) -> None:
-        ref_module = need_reference(self)
-        torch.manual_seed(0)
-        ref = ref_module.ConvNeXt([1, 1, 2, 1], [8, 16, 24, 32], v2=version == 2, num_classes=5).double()
-        randomize_(ref, 1)
+        ref = eager_reference()
+        depths = (1, 1, 2, 1)
+        params = ref.classifier_params(depths, (8, 16, 24, 32), v2=version == 2, num_classes=5, seed=1)
         ours = tiny_model(version, conv_mlp).double()
-        ours.load_state_dict(reference_to_ours(ref.state_dict(), conv_mlp), strict=True)
-        x = torch.randn(3, 3, 64, 64, dtype=torch.float64)
+        ours.load_state_dict(to_model_layout(params, conv_mlp), strict=True)
+        x = torch.randn(3, 3, 64, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
         y = torch.tensor([0, 3, 4])
-        loss_ref = F.cross_entropy(ref(x), y)
+        loss_ref = F.cross_entropy(ref.classify(params, x, depths), y)
         loss_ours = F.cross_entropy(ours(x), y)
         torch.testing.assert_close(loss_ours, loss_ref, rtol=1e-9, atol=1e-12)
         loss_ref.backward()
         loss_ours.backward()
-        ref_grads = reference_to_ours({n: p.grad for n, p in ref.named_parameters()}, conv_mlp)
+        ref_grads = to_model_layout({n: p.grad for n, p in params.items()}, conv_mlp)
         for name, p in ours.named_parameters():
             self.assertIsNotNone(p.grad, name)
             torch.testing.assert_close(p.grad, ref_grads[name], rtol=1e-7, atol=1e-12, msg=name)

@@ -1,8 +1,8 @@
 """PyTorch side of `npm run bench:engine`: times the same training step on the CPU in eager PyTorch.
 
   torch_step.py --job finetune|fcmae --arch convnextv2_atto --batch 32 --size 224 --steps 5 --threads 2
-Prints one JSON line with img_per_s, ms_per_step and peak RSS. The model is the eager reference of
-../shared/device/torch_reference.py (dense-masked FCMAE as in the paper's JAX code), run channels_last.
+Prints one JSON line with img_per_s, ms_per_step and peak RSS. The model is the tests' eager reference
+(test/python/eager_convnext.py: plain functions, FCMAE in dense masked form with mask ratio 0.6), channels_last.
 """
 import argparse
 import json
@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 
 here = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(here, "..", "..", "..", "shared", "device"))
-import torch_reference  # noqa: E402
+sys.path.insert(0, os.path.join(here, "..", "python"))
+import eager_convnext as ref  # noqa: E402
 
 
 def main() -> None:
@@ -34,19 +34,22 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     v2 = a.arch.startswith("convnextv2_")
-    depths, dims = torch_reference.VARIANTS[a.arch.split("_", 1)[1]]
-    if a.job == "fcmae":
-        model: torch.nn.Module = torch_reference.FCMAE(depths, dims)
-    else:
-        model = torch_reference.ConvNeXt(depths, dims, v2, num_classes=a.classes)
+    depths, dims = ref.WIDTHS[a.arch.split("_", 1)[1]]
+    fcmae = a.job == "fcmae"
+    params = ref.fcmae_params(depths, dims, 512, 0) if fcmae else ref.classifier_params(depths, dims, v2, a.classes, 0)
     fmt = torch.channels_last if a.layout == "channels_last" else torch.contiguous_format
-    model = model.to(memory_format=fmt)
+    params = {k: (v.detach().float().contiguous(memory_format=fmt) if v.ndim == 4 else v.detach().float()).requires_grad_(True)
+              for k, v in params.items()}
     x = torch.randn(a.batch, 3, a.size, a.size).to(memory_format=fmt)
     y = torch.randint(0, a.classes, (a.batch,))
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    grid = a.size // 32
+    opt = torch.optim.AdamW(params.values(), lr=1e-4)
 
     def step() -> None:
-        loss = model(x) if a.job == "fcmae" else F.cross_entropy(model(x), y)
+        if fcmae:
+            loss = ref.fcmae(params, x, (torch.rand(a.batch, grid, grid) < 0.6).float(), depths)[0]
+        else:
+            loss = F.cross_entropy(ref.classify(params, x, depths), y)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)

@@ -1,8 +1,8 @@
 // Shared by the browser tests: Debian's Chromium through playwright-core (never a downloaded browser), the
-// renderer built when its sources are newer than dist/renderer, `cnx serve` on a free port with a temporary
+// renderer built when its sources are newer than dist/renderer (bin/build.mjs, as `npm start` does), `cnx serve` on a free port with a temporary
 // workspace, and screenshots under test-results/ for people to look at.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -35,32 +35,7 @@ export async function launchChromium(executablePath: string): Promise<Browser> {
   return chromium.launch({ executablePath, headless: true, args: [...args, '--disable-gpu-sandbox', '--force-color-profile=srgb'] });
 }
 
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    newest = Math.max(newest, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
-const BUILDS = {
-  production: { out: 'dist/renderer', file: 'index.html', sources: ['renderer'] },
-  bench: { out: 'dist/bench', file: 'index.html', sources: ['renderer'] },
-  preload: { out: 'dist/electron', file: 'preload.cjs', sources: ['main/electron'] },
-} as const;
-
-/** Runs a vite build (vite.config.ts's modes) when its sources or common/ are newer than its output. */
-export async function ensureBuilt(mode: keyof typeof BUILDS = 'production'): Promise<string> {
-  const b = BUILDS[mode];
-  const out = join(REPO, b.out);
-  const built = join(out, b.file);
-  const sources = Math.max(...b.sources.map((s) => newestMtime(join(REPO, s))), newestMtime(join(REPO, 'common')), statSync(join(REPO, 'vite.config.ts')).mtimeMs);
-  if (existsSync(built) && statSync(built).mtimeMs >= sources) return out;
-  const { build } = await import('vite');
-  await build({ configFile: join(REPO, 'vite.config.ts'), mode, logLevel: 'warn' });
-  return out;
-}
+export { ensureBuilt } from '../../bin/build.mjs';
 
 export interface Served {
   /** The URL with the token, as cnx serve printed it. */

@@ -1,18 +1,23 @@
-// Finds a Python with PyTorch for reference tests. Without one a test is skipped with the reason, except
-// under CI=true, where a missing tool is a failure (CI installs Debian's python3-torch).
+// The Python with PyTorch for reference tests, found by the app's own rule (native-worker/torch-python.ts),
+// which must also import numpy. Without one a test is skipped with the reason, except under CI=true, where a
+// missing tool is a failure (CI installs Debian's python3-torch).
 import { spawnSync } from 'node:child_process';
 import type { TestContext } from 'node:test';
+import { findPython } from '../../native-worker/torch-python.ts';
 
 let found: { python: string } | { reason: string } | undefined;
 
 export function torchPython(): { python: string } | { reason: string } {
   if (found) return found;
-  const candidates = [process.env.CNX_PYTHON, '/usr/bin/python3', 'python3'].filter((p): p is string => !!p);
-  for (const python of candidates) {
-    const r = spawnSync(python, ['-c', 'import torch, numpy'], { encoding: 'utf8' });
-    if (r.status === 0) return (found = { python });
+  let python: string;
+  try {
+    python = findPython().python;
+  } catch (e) {
+    return (found = { reason: (e as Error).message });
   }
-  return (found = { reason: `no Python with torch and numpy found (tried ${candidates.join(', ')}); apt-get install python3-torch` });
+  const r = spawnSync(python, ['-c', 'import numpy'], { encoding: 'utf8' });
+  if (r.status !== 0) return (found = { reason: `${python} has torch but not numpy; apt-get install python3-numpy` });
+  return (found = { python });
 }
 
 /** The Python to run reference code with, or null after marking the test skipped (failed under CI). */

@@ -9,6 +9,7 @@ import { Catalog } from '../../native-worker/data/catalog/catalog.ts';
 import { FLAG_EXCLUDED } from '../../native-worker/data/catalog/types.ts';
 import { exactDuplicateGroups, groupNearHashes, hammingHex, nearDuplicateGroups } from '../../native-worker/data/curate/dupes.ts';
 import { moveToSplit, relabel, setExcluded, stratifiedSplit, undoLastEdit } from '../../native-worker/data/curate/edits.ts';
+import { type SizeGroup, sizeOutliers } from '../../native-worker/data/curate/size-outliers.ts';
 import { datasetStats } from '../../native-worker/data/curate/stats.ts';
 import { thumbnail } from '../../native-worker/data/curate/thumbs.ts';
 import { importDataset } from '../../native-worker/data/import/importer.ts';
@@ -99,11 +100,13 @@ describe('curating the planted dataset', () => {
     assert.deepEqual(s.classes.map((c) => [c.name, c.index, c.total]), [['cat', 0, 10], ['dog', 1, 3], ['ñandú', 2, 1]]);
     assert.deepEqual(s.imbalance, { smallest: 'ñandú', largest: 'cat', ratio: 10 });
     assert.deepEqual(s.formats, { jpeg: 8, png: 5, webp: 1 });
-    assert.deepEqual(s.outliers.examples, [{ path: 'cat/rotated.jpg', width: 30, height: 40, reason: 'small' }]);
-    // Above 1.3: the ten 4:3 (or 3:4) and 7:5 images; 5:4, 9:7 and square ones stay in.
-    assert.equal(datasetStats(catalog, 'pets', { maxAspect: 1.3 }).outliers.aspect, 10);
+    // 30x40 to 200x150: a spread of sizes with no image far from the rest (the smallest is 1/4 of the median
+    // area of 80x60, and the spread of the others makes that ordinary here).
+    assert.deepEqual([s.outliers.small, s.outliers.large, s.outliers.aspect, s.outliers.examples], [0, 0, 0, []]);
+    assert.deepEqual(s.outliers.typical, { width: 100, height: 75 });
+    assert.deepEqual(s.belowInputSize, { inputSize: 224, count: 14 });
+    assert.deepEqual(datasetStats(catalog, 'pets', { inputSize: 64 }).belowInputSize, { inputSize: 64, count: 4 }, 'shorter side below 64: 30x40, 50x50, 70x50, 80x60');
   });
-
   test('relabel, move, exclude: logged, applied, and undone newest first', () => {
     const ds = catalog.requireDataset('pets');
     const label = (p: string) => catalog.imageByPath(ds.id, p)!.label;
@@ -199,4 +202,28 @@ test('thumbnails are cached by content hash, oriented, and shared by duplicates'
     removeDir(root);
     removeDir(ws);
   }
+});
+
+describe('size outliers against the dataset itself', () => {
+  const groups = (...g: [number, number, number][]): SizeGroup[] => g.map(([width, height, n]) => ({ width, height, n }));
+
+  test('images all of one size (Fashion-MNIST) have none', () => {
+    const r = sizeOutliers(groups([28, 28, 70_000]));
+    assert.deepEqual([r.counts, r.typical, r.groups], [{ small: 0, large: 0, aspect: 0 }, { width: 28, height: 28 }, []]);
+    // Nor do a few images a little off that size (within 2x a side).
+    assert.deepEqual(sizeOutliers(groups([28, 28, 1000], [32, 32, 10], [20, 20, 3])).counts, { small: 0, large: 0, aspect: 0 });
+  });
+
+  test('photos of varied sizes flag the panorama, the thumbnail and the huge scan, most extreme first', () => {
+    const photos: [number, number, number][] = [];
+    for (let w = 480; w <= 1280; w += 32) photos.push([w, Math.round((w * 3) / 4), 20], [Math.round((w * 3) / 4), w, 5]);
+    const r = sizeOutliers(groups(...photos, [64, 48, 2], [9000, 6750, 1], [1600, 200, 1]));
+    assert.deepEqual(r.counts, { small: 2, large: 1, aspect: 1 });
+    assert.deepEqual(r.groups.map((g) => [g.width, g.height, g.reason]), [[1600, 200, 'aspect'], [64, 48, 'small'], [9000, 6750, 'large']]);
+  });
+
+  test('a uniform dataset flags the few images far from its size', () => {
+    const r = sizeOutliers(groups([28, 28, 1000], [112, 112, 4], [10, 10, 2]));
+    assert.deepEqual(r.counts, { small: 2, large: 4, aspect: 0 });
+  });
 });

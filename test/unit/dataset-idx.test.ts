@@ -10,6 +10,7 @@ import { Catalog } from '../../native-worker/data/catalog/catalog.ts';
 import { FASHION_MNIST_CLASSES, classFolder } from '../../native-worker/data/import/idx.ts';
 import { type ImportSummary, importDataset } from '../../native-worker/data/import/importer.ts';
 import { buildManifest } from '../../native-worker/data/manifest.ts';
+import { main } from '../../native-worker/cli.ts';
 import { removeDir, tempDir } from '../helpers/images.ts';
 
 const FASHION_DIR = '/usr/share/datasets/fashion-mnist';
@@ -117,6 +118,25 @@ describe('Fashion-MNIST idx import', () => {
       const want = (split === 'train' ? train : testSlice).labels[i]!;
       assert.equal(m.classes[item.label!], FASHION_MNIST_CLASSES[want], item.path);
     }
+  });
+
+  test('cnx dataset stats: no size outliers (every image is 28x28); the input-size warning once, with the count', async (t) => {
+    if (!needFashionMnist(t)) return;
+    const lines: string[] = [];
+    const log = console.log;
+    console.log = (m: string) => lines.push(m);
+    try {
+      assert.equal(await main(['dataset', 'stats', 'fashion', '--workspace', ws]), 0);
+      assert.equal(await main(['dataset', 'stats', 'fashion', '--workspace', ws, '--input-size', '28']), 0);
+    } finally {
+      console.log = log;
+    }
+    const [at224, at28] = lines;
+    assert.match(at224!, /typical 28x28\n  size outliers: none\n/);
+    assert.doesNotMatch(at224!, /\(small\)|\d+ small/);
+    assert.equal(at224!.match(/smaller than the/g)?.length, 1, at224);
+    assert.match(at224!, new RegExp(`warning: all ${TRAIN + TEST} images are smaller than the 224 px input size`));
+    assert.doesNotMatch(at28!, /warning/);
   });
 
   test('a rerun writes and analyses nothing again', async (t) => {

@@ -79,7 +79,7 @@ test('warnings explain choices that run but probably not as meant', () => {
 
 test('the engine and device are checked against what the machine has', () => {
   const sys = {
-    engines: { onnx: { available: true, version: '1', providers: ['cpu'], chosen: 'cpu', notes: [] }, torch: { available: false, interpreter: '/usr/bin/python3', python: null, version: null, error: 'No module named torch' } },
+    engines: { onnx: { available: true, version: '1', providers: ['cpu'], chosen: 'cpu', notes: [] }, torch: { available: false, interpreter: '/usr/bin/python3', how: 'set by CNX_PYTHON', python: null, version: null, error: 'No module named torch' } },
     gpus: [],
   } as unknown as SystemInfo;
   const on = Object.fromEntries(errorsOf(form({ engine: 'torch', device: 'cuda' }), facts, sys).map((p) => [p.field, p.message]));

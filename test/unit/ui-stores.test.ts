@@ -213,7 +213,7 @@ test('train: a refusal from the service lands on the field it names', async () =
       dataset: 'd', kind: 'folder', root: '/d', scanState: 'complete', images: 100, corrupt: 0, excluded: 0,
       splits: { train: 80, val: 20, test: 0 },
       classes: [{ name: 'a', index: 0, train: 40, val: 10, test: 0, total: 50 }, { name: 'b', index: 1, train: 40, val: 10, test: 0, total: 50 }],
-      unlabeled: { train: 0, val: 0, test: 0 }, imbalance: null, formats: {}, size: null, outliers: { small: 0, large: 0, aspect: 0, examples: [] },
+      unlabeled: { train: 0, val: 0, test: 0 }, imbalance: null, formats: {}, size: null, outliers: { small: 0, large: 0, aspect: 0, typical: null, examples: [] }, belowInputSize: { inputSize: 224, count: 0 },
     }),
     'runs.create': () => {
       throw new ApiError('invalid', 'config.optim.lr: the PyTorch engine refuses this lr', 'config.optim.lr');

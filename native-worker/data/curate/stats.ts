@@ -1,8 +1,10 @@
-// What a dataset looks like: per-class and per-split counts, class balance, formats, and the images whose
-// size or shape is extreme enough to deserve a look before training.
+// What a dataset looks like: per-class and per-split counts, class balance, formats, the images whose size
+// or shape is far from the rest of the dataset's (size-outliers.ts), and how many are smaller than the
+// training input size (the loader upscales those).
 import type { Catalog } from '../catalog/catalog.ts';
 import { FLAG_CORRUPT, FLAG_EXCLUDED, type DatasetRow, type Split } from '../catalog/types.ts';
 import { SPLITS } from '../../../common/manifest.ts';
+import { type SizeGroup, sizeOutliers } from './size-outliers.ts';
 
 export interface ClassCount {
   name: string;
@@ -36,28 +38,26 @@ export interface DatasetStats {
   imbalance: { smallest: string; largest: string; ratio: number | null } | null;
   formats: Record<string, number>;
   size: { minWidth: number; maxWidth: number; minHeight: number; maxHeight: number } | null;
-  outliers: { small: number; large: number; aspect: number; examples: SizeOutlier[] };
+  /** Images far from this dataset's typical (median) size or shape; none when every image is alike. */
+  outliers: { small: number; large: number; aspect: number; typical: { width: number; height: number } | null; examples: SizeOutlier[] };
+  /** Images whose shorter side is below the training input size (upscaled by the loader). */
+  belowInputSize: { inputSize: number; count: number };
 }
 
 export interface StatsOptions {
-  /** Shorter side below this is 'small' (default 32, the smallest input a ConvNeXt stem handles sanely). */
-  minSide?: number;
-  /** Longer side above this is 'large' (default 8192). */
-  maxSide?: number;
-  /** Long/short side ratio above this is 'aspect' (default 4). */
-  maxAspect?: number;
-  /** How many outliers to list (default 20). */
+  /** The training input size the "smaller than the input" count is about (default 224, the paper's). */
+  inputSize?: number;
+  /** How many outliers to list, most extreme first (default 20). */
   examples?: number;
 }
+
+export const DEFAULT_INPUT_SIZE = 224;
 
 const usable = `(flags & ${FLAG_CORRUPT | FLAG_EXCLUDED}) = 0`;
 
 export function datasetStats(catalog: Catalog, name: string, opts: StatsOptions = {}): DatasetStats {
   const ds = catalog.requireDataset(name);
   const db = catalog.db;
-  const minSide = opts.minSide ?? 32;
-  const maxSide = opts.maxSide ?? 8192;
-  const maxAspect = opts.maxAspect ?? 4;
 
   const count = (where: string, ...p: unknown[]) => db.prepare(`SELECT COUNT(*) FROM images WHERE dataset_id = ? AND ${where}`).pluck().get(ds.id, ...p) as number;
   const splitCounts = () => ({ train: 0, val: 0, test: 0 }) as Record<Split, number>;
@@ -93,20 +93,6 @@ export function datasetStats(catalog: Catalog, name: string, opts: StatsOptions 
   for (const r of db.prepare(`SELECT format, COUNT(*) AS n FROM images WHERE dataset_id = ? AND ${usable} GROUP BY format ORDER BY format`).all(ds.id) as { format: string; n: number }[]) {
     formats[r.format] = r.n;
   }
-  const size = db
-    .prepare(`SELECT MIN(width) AS minWidth, MAX(width) AS maxWidth, MIN(height) AS minHeight, MAX(height) AS maxHeight FROM images WHERE dataset_id = ? AND ${usable}`)
-    .get(ds.id) as { minWidth: number | null; maxWidth: number; minHeight: number; maxHeight: number };
-
-  const small = `MIN(width, height) < ${Number(minSide)}`;
-  const large = `MAX(width, height) > ${Number(maxSide)}`;
-  const aspect = `MAX(width, height) > ${Number(maxAspect)} * MIN(width, height)`;
-  const examples = db
-    .prepare(
-      `SELECT path, width, height, CASE WHEN ${small} THEN 'small' WHEN ${large} THEN 'large' ELSE 'aspect' END AS reason
-       FROM images WHERE dataset_id = ? AND ${usable} AND (${small} OR ${large} OR ${aspect}) ORDER BY path LIMIT ?`,
-    )
-    .all(ds.id, opts.examples ?? 20) as SizeOutlier[];
-
   return {
     dataset: ds.name,
     kind: ds.kind,
@@ -120,7 +106,34 @@ export function datasetStats(catalog: Catalog, name: string, opts: StatsOptions 
     unlabeled,
     imbalance,
     formats,
+    ...sizeReport(catalog, ds.id, opts),
+  };
+}
+
+/** Size range, outliers against the dataset's own sizes (most extreme listed first), and images below the input size. */
+function sizeReport(catalog: Catalog, datasetId: number, opts: StatsOptions): Pick<DatasetStats, 'size' | 'outliers' | 'belowInputSize'> {
+  const db = catalog.db;
+  const size = db
+    .prepare(`SELECT MIN(width) AS minWidth, MAX(width) AS maxWidth, MIN(height) AS minHeight, MAX(height) AS maxHeight FROM images WHERE dataset_id = ? AND ${usable}`)
+    .get(datasetId) as { minWidth: number | null; maxWidth: number; minHeight: number; maxHeight: number };
+
+  const groups = db
+    .prepare(`SELECT width, height, COUNT(*) AS n FROM images WHERE dataset_id = ? AND ${usable} AND width > 0 AND height > 0 GROUP BY width, height`)
+    .all(datasetId) as SizeGroup[];
+  const found = sizeOutliers(groups);
+  const examples: SizeOutlier[] = [];
+  const byPath = db.prepare(`SELECT path FROM images WHERE dataset_id = ? AND ${usable} AND width = ? AND height = ? ORDER BY path LIMIT ?`).pluck();
+  for (const g of found.groups) {
+    const room = (opts.examples ?? 20) - examples.length;
+    if (room <= 0) break;
+    for (const path of byPath.all(datasetId, g.width, g.height, room) as string[]) examples.push({ path, width: g.width, height: g.height, reason: g.reason });
+  }
+  const inputSize = opts.inputSize ?? DEFAULT_INPUT_SIZE;
+  const below = groups.reduce((n, g) => n + (Math.min(g.width, g.height) < inputSize ? g.n : 0), 0);
+
+  return {
     size: size.minWidth === null ? null : { ...size, minWidth: size.minWidth },
-    outliers: { small: count(`${usable} AND ${small}`), large: count(`${usable} AND ${large}`), aspect: count(`${usable} AND ${aspect}`), examples },
+    outliers: { ...found.counts, typical: found.typical, examples },
+    belowInputSize: { inputSize, count: below },
   };
 }
