@@ -34,6 +34,10 @@ def timeout_seconds() -> int:
     return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_TIMEOUT_S
 
 
+class RendezvousError(RuntimeError):
+    """The ranks could not meet: the message names the address, the backend and the timeout."""
+
+
 class Ranks:
     """This process's place in the run; world 1 (no process group) behaves as a plain single process."""
 
@@ -70,11 +74,13 @@ class Ranks:
             dist.init_process_group(self.backend, init_method="env://", rank=self.rank, world_size=self.world,
                                     timeout=datetime.timedelta(seconds=self.timeout_s))
         except RuntimeError as err:
-            raise RuntimeError(f"{self.backend} rendezvous at {where} failed for rank {self.rank} of {self.world} "
+            raise RendezvousError(f"{self.backend} rendezvous at {where} failed for rank {self.rank} of {self.world} "
                                f"(timeout {self.timeout_s} s, CNX_DIST_TIMEOUT): {err}") from None
 
     def timeout_message(self, err: BaseException) -> Optional[str]:
         """A user-facing message when `err` is a collective that timed out, naming the backend and limit."""
+        if isinstance(err, RendezvousError):
+            return str(err)
         text = str(err).lower()
         if not self.enabled or not ("timed out" in text or "timeout" in text):
             return None
@@ -151,7 +157,8 @@ class ShardedBatchSampler(Sampler):
 
 
 class RankEvents(EventWriter):
-    """Events of a rank other than 0: only errors, as JSON lines on stderr, where the launcher reads them."""
+    """Events of a rank other than 0 go to stderr, where the launcher reads them: errors as JSON lines (its
+    outcome), logs as text (the last lines shown when the rank dies); progress is rank 0's to report."""
 
     def __init__(self, rank: int) -> None:
         super().__init__(sys.stderr)
@@ -160,4 +167,7 @@ class RankEvents(EventWriter):
     def emit(self, type_: str, **fields: Any) -> None:
         if type_ == "error":
             sys.stderr.write(json.dumps({"v": 1, "type": "error", "rank": self.rank, **fields}) + "\n")
+            sys.stderr.flush()
+        elif type_ == "log" and fields.get("level") != "debug":
+            sys.stderr.write(f"{fields.get('level')}: {fields.get('message')}\n")
             sys.stderr.flush()
