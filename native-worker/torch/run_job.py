@@ -54,6 +54,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         events.error(f"invalid job config: {err}", detail=err.field, field=err.field)
         events.done("failed")
         return 2
+    if cfg.devices is not None and "CUDA_VISIBLE_DEVICES" not in os.environ and "RANK" not in os.environ:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(d) for d in cfg.devices)  # ranks number them 0..n-1
     if "RANK" not in os.environ and (cfg.nproc > 1 or args.events_log or int(os.environ.get("SLURM_NNODES", "1")) > 1):
         return launch_node(cfg, args, events)
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -72,8 +74,6 @@ def launch_node(cfg: JobConfig, args: argparse.Namespace, events: EventWriter) -
         events.error(str(err))
         events.done("failed")
         return 1
-    if cfg.devices is not None and "CUDA_VISIBLE_DEVICES" not in os.environ:
-        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(d) for d in cfg.devices)
     procs = launch.commands(plan, sys.executable, [os.path.abspath(__file__), args.config])
     log = launch.RunLog(args.events_log, args.attempt) if args.events_log and plan.node_rank == 0 else None
     node = launch.NodeLauncher(plan, procs, events.stream, log)
