@@ -125,6 +125,15 @@ export function gpuCount(devices: Devices): number {
   return typeof devices === 'number' ? devices : devices.length;
 }
 
+/** Why `devices` cannot run on a machine where cnx doctor lists `inventory` CUDA GPUs; null when they can. */
+export function devicesProblem(devices: Devices, inventory: number): string | null {
+  if (inventory === 0) return `devices ${JSON.stringify(devices)}: cnx doctor finds no CUDA GPU on this machine`;
+  const listed = `cnx doctor lists ${inventory} GPU${inventory === 1 ? '' : 's'} (0..${inventory - 1})`;
+  if (typeof devices === 'number') return devices > inventory ? `devices: ${devices} GPUs asked; ${listed}` : null;
+  const missing = devices.find((d) => d >= inventory);
+  return missing === undefined ? null : `devices: GPU ${missing} not found; ${listed}`;
+}
+
 /** How many processes a job runs per node: data-parallel when above one (PyTorch engine only). */
 export function processesPerNode(c: Pick<JobConfig, 'devices' | 'nproc'>): number {
   return c.nproc ?? (c.devices === null ? 1 : gpuCount(c.devices));
