@@ -1,6 +1,7 @@
 // The job config (version 1) that both engines run: the ONNX engine (native-worker/jobs) and the PyTorch
 // engine (native-worker/torch/cnx_torch/config.py, which validates the same fields the same way).
-// Unknown fields are errors; `lr` is the peak learning rate itself.
+// Unknown fields are errors; `lr` is the peak learning rate itself; `data.batchSize` is the global micro-batch,
+// split evenly over the processes of a data-parallel run (`devices`, `nproc`).
 import { z } from 'zod';
 import { parseArch } from './variants.ts';
 
@@ -12,6 +13,10 @@ const num = (lo?: number, hi?: number) => {
   return s;
 };
 const int = (lo: number) => z.number().int().min(lo);
+
+/** GPUs a job uses: a count (any free ones) or these indices; one process per GPU (PyTorch engine). */
+export const Devices = z.union([int(1), z.array(int(0)).min(1).refine((d) => new Set(d).size === d.length, 'must not repeat a GPU')]);
+export type Devices = z.infer<typeof Devices>;
 
 export const ModelConfig = z.strictObject({
   arch: z.string().refine((a) => {
@@ -85,6 +90,9 @@ export const JobConfig = z
     checkpointEverySteps: int(1).optional(),
     evalEverySteps: int(1).nullable().default(null),
     logEverySteps: int(1).default(1),
+    devices: Devices.nullable().default(null),
+    /** Processes per node (data-parallel; on CPUs with gloo); defaults to the number of devices, else 1. */
+    nproc: int(1).nullable().default(null),
   })
   .superRefine((c, ctx) => {
     const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
@@ -99,6 +107,12 @@ export const JobConfig = z
       const keep = Math.floor(patches * (1 - c.fcmae.maskRatio));
       if (keep < 1 || keep === patches) issue(['model', 'inputSize'], `FCMAE at ${c.model.inputSize} px has ${patches} patches and mask ratio ${c.fcmae.maskRatio} keeps ${keep}: the encoder must see some patches and the loss needs some removed (use 64 px or more)`);
     }
+    if (c.devices !== null) {
+      const count = gpuCount(c.devices);
+      if (c.device === 'cpu' || c.device === 'mps') issue(['devices'], `lists GPUs but device is '${c.device}'`);
+      if (c.nproc !== null && c.nproc !== count) issue(['nproc'], `must equal the number of devices (${count}): one process per GPU`);
+    }
+    if (c.data.batchSize % processesPerNode(c)) issue(['data', 'batchSize'], `${c.data.batchSize} does not split evenly over ${processesPerNode(c)} processes`);
     if (c.kind === 'pretrain' && c.optim) {
       if (c.optim.layerDecay !== null) issue(['optim', 'layerDecay'], 'layer-wise lr decay applies to fine-tuning only');
       for (const k of ['mixup', 'cutmix', 'labelSmoothing'] as const) if (c.optim[k]) issue(['optim', k], 'applies to fine-tuning only');
@@ -106,6 +120,24 @@ export const JobConfig = z
   });
 
 export type JobConfig = z.infer<typeof JobConfig>;
+
+export function gpuCount(devices: Devices): number {
+  return typeof devices === 'number' ? devices : devices.length;
+}
+
+/** Why `devices` cannot run on a machine where cnx doctor lists `inventory` CUDA GPUs; null when they can. */
+export function devicesProblem(devices: Devices, inventory: number): string | null {
+  if (inventory === 0) return `devices ${JSON.stringify(devices)}: cnx doctor finds no CUDA GPU on this machine`;
+  const listed = `cnx doctor lists ${inventory} GPU${inventory === 1 ? '' : 's'} (0..${inventory - 1})`;
+  if (typeof devices === 'number') return devices > inventory ? `devices: ${devices} GPUs asked; ${listed}` : null;
+  const missing = devices.find((d) => d >= inventory);
+  return missing === undefined ? null : `devices: GPU ${missing} not found; ${listed}`;
+}
+
+/** How many processes a job runs per node: data-parallel when above one (PyTorch engine only). */
+export function processesPerNode(c: Pick<JobConfig, 'devices' | 'nproc'>): number {
+  return c.nproc ?? (c.devices === null ? 1 : gpuCount(c.devices));
+}
 export type JobConfigInput = z.input<typeof JobConfig>;
 
 /** Parses a decoded JSON config; the error names the first bad field by its dotted path. */

@@ -48,6 +48,8 @@ export function engineLauncher(node: NodeRuntime = plainNode): EngineLauncher {
 export interface EngineResolver {
   /** The engine for an engine choice, and the lane for it given the config's device. */
   resolve(choice: EngineChoice, device: JobConfig['device']): Promise<{ engine: EngineName; lane: Lane }>;
+  /** How many CUDA GPUs the machine has (cnx doctor); null when not known: the GPU lane then holds one job. */
+  gpus?(): Promise<number | null>;
 }
 
 /** A GPU job holds the machine's GPU lane (one at a time); CPU jobs run alongside in the CPU lane. */
@@ -68,6 +70,10 @@ export function doctorResolver(doctor: () => Promise<{ report: DoctorReport | nu
       const { report } = await doctor();
       const engine = choice === 'auto' ? autoEngine(report) : choice;
       return { engine, lane: laneFor(engine, device, report) };
+    },
+    async gpus() {
+      const { report } = await doctor();
+      return report ? (report.torch.cuda?.length ?? 0) : null;
     },
   };
 }

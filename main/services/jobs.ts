@@ -1,5 +1,5 @@
 // Jobs: the persistent queue of runs and the workers that execute them. A run is queued, started on a lane
-// (one GPU job at a time, CPU jobs alongside up to the CPU slots), paused (checkpoint and stop), cancelled,
+// (GPU jobs per GPU, see gpu-slots.ts; CPU jobs alongside up to the CPU slots), paused (checkpoint and stop), cancelled,
 // resumed from its last checkpoint, and recovered after a crash of the worker or of the service itself.
 // Every decision is a line in the run's log before it is acted on, so the history replays exactly.
 import { randomBytes } from 'node:crypto';
@@ -15,8 +15,9 @@ import {
   type RunState,
   type RunSummary,
 } from '../../common/api.ts';
-import { type JobConfig, JobConfigError, parseJobConfig } from '../../common/job.ts';
+import { type JobConfig, JobConfigError, parseJobConfig, processesPerNode } from '../../common/job.ts';
 import type { EngineLauncher, EngineResolver } from './engines.ts';
+import { pickGpus } from './gpu-slots.ts';
 import type { EventHub } from './hub.ts';
 import { type Lane, type ServiceEvent, writeFileAtomic, writeRunFolder } from './run-log.ts';
 import type { SettingsService } from './settings.ts';
@@ -39,6 +40,7 @@ export interface JobServiceOptions {
 interface ActiveRun {
   supervisor: WorkerSupervisor;
   lane: Lane;
+  gpus: readonly number[];
   attempt: number;
   exited: Promise<void>;
 }
@@ -250,8 +252,14 @@ export class JobService {
   private async schedulePass(): Promise<void> {
     if (this.closing) return;
     const used: Record<Lane, number> = { gpu: 0, cpu: 0 };
-    for (const a of this.active.values()) used[a.lane]++;
-    const capacity: Record<Lane, number> = { gpu: 1, cpu: this.o.settings.get().cpuJobSlots };
+    const busyGpus = new Set<number>();
+    for (const a of this.active.values()) {
+      used[a.lane]++;
+      for (const g of a.gpus) busyGpus.add(g);
+    }
+    let inventory: Promise<number | null> | undefined;
+    // GPU runs start in queue order: one that waits for its GPUs holds the later ones back (no starvation).
+    let gpuQueueBlocked = false;
     for (const run of this.o.store.queued()) {
       if (this.closing) return;
       const rec = this.o.store.run(run.id);
@@ -259,17 +267,38 @@ export class JobService {
       const config = rec.config as JobConfig;
       let engine: EngineName;
       let lane: Lane;
+      const parallel = processesPerNode(config) > 1;
       try {
-        ({ engine, lane } = await this.o.resolver.resolve(run.engineChoice, config.device));
+        // Data-parallel runs exist on the PyTorch engine only.
+        ({ engine, lane } = await this.o.resolver.resolve(parallel && run.engineChoice === 'auto' ? 'torch' : run.engineChoice, config.device));
       } catch (e) {
         this.failToStart(run, `cannot choose an engine: ${(e as Error).message}`);
         continue;
       }
-      if (used[lane] >= capacity[lane]) continue;
+      if (parallel && engine === 'onnx') {
+        this.failToStart(run, `a data-parallel run (${processesPerNode(config)} processes) needs the PyTorch engine`);
+        continue;
+      }
+      let gpus: number[] = [];
+      if (lane === 'gpu') {
+        if (gpuQueueBlocked) continue;
+        inventory ??= this.o.resolver.gpus?.() ?? Promise.resolve(null);
+        const pick = pickGpus(config.devices, await inventory, busyGpus, used.gpu);
+        if (pick === null) {
+          gpuQueueBlocked = true;
+          continue;
+        }
+        if (!Array.isArray(pick)) {
+          this.failToStart(run, pick.error);
+          continue;
+        }
+        gpus = pick;
+      } else if (used.cpu >= this.o.settings.get().cpuJobSlots) continue;
       // Re-read: the run may have been paused or cancelled while the engine was being resolved.
       if (this.o.store.summary(run.id)?.state !== 'queued') continue;
       used[lane]++;
-      await this.start(rec.runDir, config, run, engine, lane);
+      for (const g of gpus) busyGpus.add(g);
+      await this.start(rec.runDir, config, run, engine, lane, gpus);
     }
   }
 
@@ -279,7 +308,7 @@ export class JobService {
     this.service(run.id, { type: 'exit', attempt, code: null, signal: null, outcome: 'failed', error: { message, detail: '' }, stderrTail: null });
   }
 
-  private async start(dir: string, config: JobConfig, run: RunSummary, engine: EngineName, lane: Lane): Promise<void> {
+  private async start(dir: string, config: JobConfig, run: RunSummary, engine: EngineName, lane: Lane, gpus: number[]): Promise<void> {
     this.starting.add(run.id);
     try {
       const attempt = run.attempts + 1;
@@ -299,8 +328,10 @@ export class JobService {
         this.failToStart(run, `cannot start the ${engine} engine: ${(e as Error).message}`);
         return;
       }
+      // The worker sees only its GPUs; the PyTorch engine numbers them 0..n-1 (one rank each).
+      if (gpus.length) cmd.env = { ...(cmd.env ?? process.env), CUDA_VISIBLE_DEVICES: gpus.join(',') };
       const handle = this.o.spawner.spawn(cmd);
-      this.service(run.id, { type: 'attempt', attempt, engine, lane, pid: handle.pid, resumedFromStep });
+      this.service(run.id, { type: 'attempt', attempt, engine, lane, pid: handle.pid, resumedFromStep, ...(gpus.length ? { gpus } : {}) });
       let exited!: () => void;
       const exitedPromise = new Promise<void>((r) => (exited = r));
       const store = this.o.store;
@@ -314,7 +345,7 @@ export class JobService {
           exited();
         },
       });
-      this.active.set(run.id, { supervisor, lane, attempt, exited: exitedPromise });
+      this.active.set(run.id, { supervisor, lane, gpus, attempt, exited: exitedPromise });
     } finally {
       this.starting.delete(run.id);
     }

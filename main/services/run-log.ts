@@ -22,7 +22,16 @@ export const ServiceEvent = z.discriminatedUnion('type', [
   z.object({ type: z.literal('queued') }),
   /** A state the service set without a worker: paused or cancelled while queued, pausing, cancelling. */
   z.object({ type: z.literal('state'), state: RunState, reason: z.string().optional() }),
-  z.object({ type: z.literal('attempt'), attempt: z.number().int().min(1), engine: EngineName, lane: Lane, pid: z.number().int().nullable(), resumedFromStep: z.number().int().nullable() }),
+  z.object({
+    type: z.literal('attempt'),
+    attempt: z.number().int().min(1),
+    engine: EngineName,
+    lane: Lane,
+    pid: z.number().int().nullable(),
+    resumedFromStep: z.number().int().nullable(),
+    /** The CUDA GPUs the queue gave the attempt (CUDA_VISIBLE_DEVICES). */
+    gpus: z.array(z.number().int()).optional(),
+  }),
   z.object({
     type: z.literal('exit'),
     attempt: z.number().int().min(1),

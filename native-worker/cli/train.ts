@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type JobConfigInput, parseJobConfig } from '../../common/job.ts';
+import { type JobConfigInput, devicesProblem, parseJobConfig, processesPerNode } from '../../common/job.ts';
 import { type JobEvent, parseEventLine } from '../../common/protocol.ts';
 import { parseArch } from '../../common/variants.ts';
 import { exportManifest, readManifest } from '../data/manifest.ts';
@@ -28,6 +28,9 @@ model and run:
   --batch N             batch size (default 32)
   --engine E            onnx | torch | auto (default auto: torch when a Python with torch and a GPU is found)
   --device D            auto | cpu | cuda | mps (default auto)
+  --devices 0,1         train on these GPUs, one process each (data-parallel, PyTorch engine)
+  --gpus N              train on N GPUs (any free ones)
+  --nproc N             processes per node (data-parallel on CPUs with gloo); --batch is the global batch
   --run-dir DIR         where checkpoints and events go (default <workspace>/runs/<kind>-<time>)
   --workspace DIR       workspace folder (default $CNX_WORKSPACE, else the app-data folder)
   --json                print the events as JSON lines on stdout
@@ -51,7 +54,7 @@ const HELP: Record<Kind, string> = {
 const OPTIONS = {
   dataset: { type: 'string' }, manifest: { type: 'string' }, arch: { type: 'string', default: 'convnextv2_atto' },
   size: { type: 'string', default: '224' }, batch: { type: 'string', default: '32' }, engine: { type: 'string', default: 'auto' },
-  device: { type: 'string', default: 'auto' }, 'run-dir': { type: 'string' }, workspace: { type: 'string' }, json: { type: 'boolean' },
+  device: { type: 'string', default: 'auto' }, devices: { type: 'string' }, gpus: { type: 'string' }, nproc: { type: 'string' }, 'run-dir': { type: 'string' }, workspace: { type: 'string' }, json: { type: 'boolean' },
   python: { type: 'string' }, steps: { type: 'string' }, epochs: { type: 'string' }, lr: { type: 'string' }, 'warmup-steps': { type: 'string' },
   'weight-decay': { type: 'string' }, 'clip-grad': { type: 'string' }, ema: { type: 'string' }, seed: { type: 'string', default: '0' },
   workers: { type: 'string' }, 'checkpoint-every': { type: 'string' }, init: { type: 'string' }, resume: { type: 'string' },
@@ -105,6 +108,7 @@ function trainCommand(kind: Kind, summary: string): Command {
         },
         data: { manifest: manifestPath, batchSize: batch, seed: num('seed')!, evalSplit: v.split === 'test' ? 'test' : 'val', ...(v.workers ? { workers: num('workers')! } : {}) },
         device: v.device as 'auto',
+        ...parallelOptions(v.devices, v.gpus, num('nproc')),
         ...(kind === 'pretrain' && v['mask-ratio'] ? { fcmae: { maskRatio: num('mask-ratio')! } } : {}),
         ...(v.resume ? { resume: resolve(v.resume) } : {}),
       };
@@ -135,8 +139,14 @@ function trainCommand(kind: Kind, summary: string): Command {
       } catch (e) {
         throw new CliError(`invalid option: ${(e as Error).message}`);
       }
-      const engine = v.engine === 'auto' ? await autoEngine(v.python) : v.engine;
+      const parallel = processesPerNode(parseJobConfig(config)) > 1;
+      const engine = v.engine === 'auto' ? (parallel ? 'torch' : await autoEngine(v.python)) : v.engine;
       if (engine !== 'onnx' && engine !== 'torch') throw new CliError(`--engine must be onnx, torch or auto, got '${engine}'`);
+      if (parallel && engine === 'onnx') throw new CliError('--devices/--gpus/--nproc above one need the PyTorch engine (--engine torch)');
+      if (config.devices) {
+        const problem = devicesProblem(config.devices, await cudaGpuCount(v.python));
+        if (problem) throw new CliError(problem);
+      }
       return run(config, engine, v, runDir);
     },
   };
@@ -152,6 +162,31 @@ async function manifestFor(dataset: string | undefined, manifest: string | undef
   const file = join(runDir, 'manifest.json');
   await withCatalog(workspace, (catalog) => exportManifest(catalog, dataset!, file));
   return file;
+}
+
+/** `--devices 0,1` (GPU indices) or `--gpus N` (a count) and `--nproc N` as job config fields. */
+function parallelOptions(devices: string | undefined, gpus: string | undefined, nproc: number | undefined): Pick<JobConfigInput, 'devices' | 'nproc'> {
+  if (devices && gpus) throw new CliError('give --devices 0,1 or --gpus N, not both');
+  const ints = (s: string, what: string) => s.split(',').map((x) => {
+    if (!/^\d+$/.test(x.trim())) throw new CliError(`${what} must be ${what === '--gpus' ? 'a count' : 'GPU indices like 0,1'}, got '${s}'`);
+    return Number(x);
+  });
+  return {
+    ...(devices ? { devices: ints(devices, '--devices') } : gpus ? { devices: ints(gpus, '--gpus')[0]! } : {}),
+    ...(nproc !== undefined ? { nproc } : {}),
+  };
+}
+
+/** How many CUDA GPUs the PyTorch engine's Python sees (what cnx doctor lists); 0 without torch. */
+async function cudaGpuCount(python: string | undefined): Promise<number> {
+  const py = python ?? process.env.CNX_PYTHON ?? 'python3';
+  return new Promise((res) => {
+    const child = spawn(py, ['-c', 'import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
+    child.on('error', () => res(0));
+    child.on('close', () => res(Number(out.trim()) || 0));
+  });
 }
 
 /** torch when a Python with torch and a CUDA/MPS device answers, else onnx. */

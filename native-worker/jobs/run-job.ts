@@ -4,7 +4,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { type JobConfig, JobConfigError, parseJobConfig } from '../../common/job.ts';
+import { type JobConfig, JobConfigError, parseJobConfig, processesPerNode } from '../../common/job.ts';
 import type { Manifest } from '../../common/manifest.ts';
 import { type Arch, parseArch } from '../../common/variants.ts';
 import { loadCheckpoint } from '../checkpoint/load.ts';
@@ -45,6 +45,7 @@ export async function runJob(raw: unknown, o: RunOptions): Promise<JobStatus> {
   let status: JobStatus = 'failed';
   try {
     const cfg = parseJobConfig(raw);
+    if (processesPerNode(cfg) > 1) throw new JobError(`a data-parallel run (${processesPerNode(cfg)} processes) needs the PyTorch engine; this is the ONNX engine`);
     status = await (cfg.kind === 'eval' ? evaluateJob(cfg, o) : train(cfg, o));
   } catch (e) {
     const known = e instanceof JobConfigError || e instanceof JobError || (e as Error).name === 'CheckpointError' || (e as Error).name === 'ManifestError' || (e as Error).name === 'LoaderError';

@@ -21,6 +21,10 @@ export interface TrainForm {
   name: string;
   engine: EngineChoice;
   device: Device;
+  /** CUDA GPU indices to train on, one process each (data-parallel); empty: the device's default GPU. */
+  gpus: number[];
+  /** Processes on this machine: data-parallel on CPUs (gloo) when above one; with GPUs, one per GPU. */
+  processes: number;
   inputSize: number;
   batchSize: number;
   lengthUnit: 'steps' | 'epochs';
@@ -90,6 +94,8 @@ export function defaultForm(kind: TrainKind = 'pretrain', variant: VariantName =
     name: '',
     engine: 'auto',
     device: 'auto',
+    gpus: [],
+    processes: 1,
     inputSize: 224,
     batchSize: 32,
     lengthUnit: 'epochs',
@@ -149,6 +155,8 @@ const CONFIG_FIELD: Record<string, string> = {
   'model.numClasses': 'dataset',
   'model.dropPathRate': 'dropPath',
   'data.batchSize': 'batchSize',
+  devices: 'gpus',
+  nproc: 'processes',
   'data.workers': 'workers',
   'data.seed': 'seed',
   'optim.lr': 'lr',
@@ -193,6 +201,8 @@ export function buildConfig(f: TrainForm, facts: DatasetFacts | null): JobConfig
     data: { manifest: `${PLACEHOLDER_DIR}/manifest.json`, batchSize: f.batchSize, seed: f.seed, workers: f.workers, evalSplit: f.evalSplit },
     device: f.device,
     init: { weights },
+    ...(f.gpus.length ? { devices: [...f.gpus] } : {}),
+    ...(f.processes > 1 && !f.gpus.length ? { nproc: f.processes } : {}),
   };
   if (pre) config.fcmae = { maskRatio: f.maskRatio };
   if (f.kind !== 'eval') {
@@ -241,6 +251,9 @@ export function checkForm(f: TrainForm, facts: DatasetFacts | null, system: Syst
 
   if (!Number.isInteger(f.inputSize) || f.inputSize < 32 || f.inputSize % 32 !== 0) error('inputSize', 'must be a multiple of 32 (at least 32): ConvNeXt downsamples by 32 and FCMAE masks 32 px patches');
   if (!Number.isInteger(f.batchSize) || f.batchSize < 1) error('batchSize', 'must be a whole number of images, at least 1');
+  if (!Number.isInteger(f.processes) || f.processes < 1) error('processes', 'must be a whole number of processes, at least 1');
+  const ranks = f.gpus.length || f.processes;
+  if (ranks > 1 && f.batchSize % ranks) error('batchSize', `the batch is the global batch, split over ${ranks} processes: use a multiple of ${ranks}`);
   if (f.kind !== 'eval') {
     if (!(f.length > 0) || !Number.isFinite(f.length)) error('length', `the run length must be a positive number of ${f.lengthUnit}`);
     else if (f.lengthUnit === 'steps' && !Number.isInteger(f.length)) error('length', 'steps must be a whole number');
@@ -268,6 +281,10 @@ export function checkForm(f: TrainForm, facts: DatasetFacts | null, system: Syst
   if (system) {
     if (f.engine === 'torch' && !system.engines.torch.available) error('engine', `the PyTorch engine is not available: ${system.engines.torch.error ?? `no torch under ${system.engines.torch.interpreter}`} (set the Python path under Settings)`);
     if (f.engine === 'onnx' && !system.engines.onnx.available) error('engine', `the ONNX engine is not available${system.engines.onnx.notes.length ? `: ${system.engines.onnx.notes.join('; ')}` : ''}`);
+    const cuda = system.gpus.filter((g) => g.backend === 'cuda').length;
+    const missing = f.gpus.find((g) => g >= cuda);
+    if (missing !== undefined) error('gpus', `GPU ${missing} is not on this machine (found ${cuda} CUDA GPU${cuda === 1 ? '' : 's'})`);
+    if ((f.gpus.length > 1 || f.processes > 1) && f.engine === 'onnx') error('engine', 'a data-parallel run (several GPUs or processes) needs the PyTorch engine');
     if ((f.device === 'cuda' || f.device === 'mps') && !system.gpus.some((g) => g.backend === f.device)) error('device', `no ${f.device === 'cuda' ? 'CUDA' : 'Apple MPS'} device on this machine (found ${system.gpus.length ? system.gpus.map((g) => g.name).join(', ') : 'none'}); use auto or cpu`);
   }
 

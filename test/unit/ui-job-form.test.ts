@@ -93,3 +93,19 @@ test("the service's field names map back to form fields", () => {
   assert.equal(formFieldOf('checkpointEverySteps'), 'checkpointEvery');
   assert.equal(formFieldOf('config.data.manifest'), '');
 });
+
+test('GPUs and processes become devices and nproc, checked against the GPUs found and the global batch', () => {
+  const sys = {
+    engines: { onnx: { available: true, version: '1', providers: ['cpu'], chosen: 'cpu', notes: [] }, torch: { available: true, interpreter: 'python3', python: '3', version: '2', error: null } },
+    gpus: [{ name: 'A', memoryGiB: 24, backend: 'cuda' }, { name: 'B', memoryGiB: 24, backend: 'cuda' }],
+  } as unknown as SystemInfo;
+  const two = form({ engine: 'torch', device: 'cuda', gpus: [0, 1], batchSize: 64 });
+  assert.deepEqual(errorsOf(two, facts, sys), []);
+  assert.deepEqual(buildRunCreate(two, facts).config.devices, [0, 1]);
+  assert.equal(buildRunCreate(form({ processes: 2 }), facts).config.nproc, 2);
+  assert.equal(buildRunCreate(form({}), facts).config.nproc, undefined);
+  const on = (f: TrainForm) => Object.fromEntries(errorsOf(f, facts, sys).map((p) => [p.field, p.message]));
+  assert.match(on(form({ engine: 'torch', gpus: [2] })).gpus!, /GPU 2 is not on this machine \(found 2 CUDA GPUs\)/);
+  assert.match(on(form({ engine: 'onnx', processes: 2 })).engine!, /needs the PyTorch engine/);
+  assert.match(on(form({ engine: 'torch', processes: 3, batchSize: 64 })).batchSize!, /split over 3 processes: use a multiple of 3/);
+});

@@ -9,9 +9,12 @@
            "warmupSteps"=0, "minLr"=0, "accumSteps"=1, "labelSmoothing"=0, "mixup"=0, "cutmix"=0,
            "emaDecay"=null},
  "init": {"weights": path | null}, "resume": path | null, "device"="auto", "precision"="fp32",
- "channelsLast"=true, "compile"=false, "checkpointEverySteps", "evalEverySteps"=null, "logEverySteps"=1}
+ "channelsLast"=true, "compile"=false, "checkpointEverySteps", "evalEverySteps"=null, "logEverySteps"=1,
+ "devices"=null (GPU indices [0, 1] or a count; one process per GPU), "nproc"=null (processes per node; on
+ CPUs data-parallel with gloo)}
 `optim` and `checkpointEverySteps` are required for pretrain/finetune; eval needs `init.weights`.
-`lr` is the peak learning rate itself (use recipes.scaled_lr for the paper's batch/256 rule).
+`lr` is the peak learning rate itself (use recipes.scaled_lr for the paper's batch/256 rule). `data.batchSize`
+is the global micro-batch, split evenly over the processes (see distributed.py).
 """
 from __future__ import annotations
 
@@ -208,6 +211,34 @@ class JobConfig:
     checkpoint_every_steps: Optional[int]
     eval_every_steps: Optional[int]
     log_every_steps: int
+    devices: Optional[Tuple[int, ...]] = None  # GPU indices; a count N in the JSON means 0..N-1
+    nproc: int = 1  # processes per node
+
+
+def _devices(top: _Fields) -> Optional[Tuple[int, ...]]:
+    value = top.value("devices", None)
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return tuple(range(value))
+    if (isinstance(value, list) and value and len(set(value)) == len(value)
+            and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value)):
+        return tuple(value)
+    raise ConfigError("devices", f"must be a count >= 1 or a list of distinct GPU indices, got {value!r}")
+
+
+def _nproc(top: _Fields, devices: Optional[Tuple[int, ...]], device: str, batch: int) -> int:
+    nproc = top.opt_integer("nproc", None, lo=1)
+    if devices is not None:
+        if device in ("cpu", "mps"):
+            raise ConfigError("devices", f"lists GPUs but device is {device!r}")
+        if nproc is not None and nproc != len(devices):
+            raise ConfigError("nproc", f"must equal the number of devices ({len(devices)}): one process per GPU")
+        nproc = len(devices)
+    nproc = nproc or 1
+    if batch % nproc:
+        raise ConfigError("data.batchSize", f"{batch} does not split evenly over {nproc} processes")
+    return nproc
 
 
 def _model(f: _Fields) -> ModelConfig:
@@ -313,6 +344,8 @@ def parse_job_config(raw: Any) -> JobConfig:
                         else top.opt_integer("checkpointEverySteps", None, lo=1))
     eval_every = top.opt_integer("evalEverySteps", None, lo=1)
     log_every = top.integer("logEverySteps", 1, lo=1)
+    devices = _devices(top)
+    nproc = _nproc(top, devices, device, data.batch_size)
     top.done()
     if kind == "eval" and init_weights is None:
         raise ConfigError("init.weights", "an eval job needs the weights to evaluate")
@@ -336,4 +369,4 @@ def parse_job_config(raw: Any) -> JobConfig:
     return JobConfig(kind=kind, run_dir=run_dir, model=model, fcmae=fcmae, data=data, optim=optim,
                      init_weights=init_weights, resume=resume, device=device, precision=precision,
                      channels_last=channels_last, compile=compile_flag, checkpoint_every_steps=checkpoint_every,
-                     eval_every_steps=eval_every, log_every_steps=log_every)
+                     eval_every_steps=eval_every, log_every_steps=log_every, devices=devices, nproc=nproc)

@@ -25,8 +25,9 @@ from . import checkpoint as ckpt
 from .config import JobConfig
 from .data import (EpochBatchSampler, ImageDataset, ManifestError, ManifestItem, SequentialBatchSampler,
                    load_manifest, make_loader, normalize)
+from .distributed import Ranks, ShardedBatchSampler, pick_cuda_device
 from .events import EventWriter
-from .fcmae import FCMAE, create_fcmae
+from .fcmae import FCMAE, create_fcmae, random_mask
 from .models import ConvNeXt, count_parameters, create_model, normalize_classifier_state, parse_arch
 from .recipes import MixupCutmix, ModelEma, classification_loss, default_layer_decay_type, lr_at, param_groups
 from .safetensors_io import save_file
@@ -199,9 +200,10 @@ class _Evaluator:
     """Top-1/top-5, per-class accuracy and the confusion matrix over one labeled split."""
 
     def __init__(self, cfg: JobConfig, items: List[ManifestItem], device: torch.device, precision: Precision,
-                 root: str) -> None:
+                 root: str, ranks: Ranks) -> None:
         self.cfg = cfg
         self.items = items
+        self.ranks = ranks  # each rank evaluates every world-th image; the counts are summed
         self.device = device
         self.precision = precision
         self.root = root
@@ -211,8 +213,10 @@ class _Evaluator:
     @torch.no_grad()
     def run(self, model: nn.Module, cancel: CancelToken) -> Dict[str, Any]:
         k = self.cfg.model.num_classes
-        dataset = ImageDataset(self.items, self.cfg.model.input_size, False, FINETUNE_SCALE, self.cfg.data.seed)
-        loader = make_loader(dataset, SequentialBatchSampler(len(self.items), self.cfg.data.batch_size),
+        rank, world = self.ranks.rank, self.ranks.world
+        shard = self.items[rank::world]
+        dataset = ImageDataset(shard, self.cfg.model.input_size, False, FINETUNE_SCALE, self.cfg.data.seed)
+        loader = make_loader(dataset, SequentialBatchSampler(len(shard), self.cfg.data.batch_size),
                              self.cfg.data.workers, self.device.type == "cuda", self.cfg.data.seed)
         confusion = torch.zeros(k, k, dtype=torch.int64, device=self.device)
         top5 = torch.zeros((), dtype=torch.int64, device=self.device)
@@ -232,16 +236,18 @@ class _Evaluator:
                 confusion.index_put_((y, pred), torch.ones_like(y), accumulate=True)
                 # (position in the split, label, prediction) of each mistake; the loader keeps split order.
                 miss = (pred != y).nonzero().flatten()
-                positions = torch.arange(seen, seen + len(y), device=self.device)
+                positions = torch.arange(seen, seen + len(y), device=self.device) * world + rank
                 wrong.append(torch.stack([positions[miss], y[miss], pred[miss]], dim=1))
                 seen += len(y)
                 topk = logits.topk(min(5, k), dim=1).indices
                 top5 += (topk == y.unsqueeze(1)).any(dim=1).sum()
         finally:
             model.train(was_training)
-        conf = confusion.cpu()
+        conf = self.ranks.sum_(confusion).cpu()
+        top5 = self.ranks.sum_(top5)
+        found = sorted(self.ranks.gather(torch.cat(wrong).tolist() if wrong else []))
         self.mistakes = [{"path": os.path.relpath(self.items[i].path, self.root).replace(os.sep, "/"), "label": t, "pred": p}
-                         for i, t, p in (torch.cat(wrong).tolist() if wrong else [])[:MAX_MISTAKES]]
+                         for i, t, p in found[:MAX_MISTAKES]]
         total = int(conf.sum())
         rows = conf.sum(dim=1)
         per_class = [float(conf[i, i]) / float(rows[i]) if int(rows[i]) else None for i in range(k)]
@@ -260,10 +266,11 @@ def _labeled(items: List[ManifestItem], num_classes: int, split: str, events: Ev
 
 
 class Job:
-    def __init__(self, cfg: JobConfig, events: EventWriter, cancel: CancelToken) -> None:
+    def __init__(self, cfg: JobConfig, events: EventWriter, cancel: CancelToken, ranks: Optional[Ranks] = None) -> None:
         self.cfg = cfg
         self.events = events
         self.cancel = cancel
+        self.ranks = ranks or Ranks()
         self.device = torch.device("cpu")
         self.precision = Precision("fp32", None, False)
         self.manifest_root = ""
@@ -282,13 +289,18 @@ class Job:
                                   f"{max(1, batch // 2)} (raise accumSteps to keep the effective batch)",
                                   detail=str(err), suggestedBatchSize=max(1, batch // 2))
             else:
-                self.events.error(f"{type(err).__name__}: {err}", detail=traceback.format_exc())
+                timed_out = self.ranks.timeout_message(err)
+                self.events.error(timed_out or f"{type(err).__name__}: {err}", detail=traceback.format_exc())
         self.events.done(status)
+        self.ranks.close()
         return status
 
     def _setup(self) -> None:
         torch.manual_seed(self.cfg.data.seed)
         self.device = pick_device(self.cfg.device)
+        if self.device.type == "cuda":
+            self.device = pick_cuda_device(self.ranks)
+        self.ranks.init(self.device)
         self.precision = resolve_precision(self.cfg.precision, self.device, self.events)
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
@@ -298,7 +310,7 @@ class Job:
     def _started(self, module: nn.Module) -> None:
         self.events.emit("started", engine="torch", torchVersion=torch.__version__, device=self._device_name(),
                          params=count_parameters(module), kind=self.cfg.kind, arch=self.cfg.model.arch,
-                         precision=self.precision.name)
+                         precision=self.precision.name, worldSize=self.ranks.world)
 
     def _device_name(self) -> str:
         if self.device.type == "cuda":
@@ -325,12 +337,13 @@ class Job:
         labeled = _labeled(items, cfg.model.num_classes, cfg.data.eval_split, self.events)
         if not labeled:
             raise JobError(f"the {cfg.data.eval_split} split has no labeled images to evaluate")
-        evaluator = _Evaluator(cfg, labeled, self.device, self.precision, self.manifest_root)
+        evaluator = _Evaluator(cfg, labeled, self.device, self.precision, self.manifest_root, self.ranks)
         result = evaluator.run(model, self.cancel)
         if self.cancel.requested:
             return "cancelled"
         self.events.emit("eval", step=0, weights="model", **result)
-        write_mistakes(self.events, cfg.run_dir, 0, cfg.data.eval_split, evaluator.mistakes)
+        if self.ranks.is_main:
+            write_mistakes(self.events, cfg.run_dir, 0, cfg.data.eval_split, evaluator.mistakes)
         return "completed"
 
 
@@ -343,6 +356,7 @@ class _Trainer:
         self.events = job.events
         self.device = job.device
         self.precision = job.precision
+        self.ranks = job.ranks
         assert self.cfg.optim is not None
         self.optim_cfg = self.cfg.optim
         self.pretrain = self.cfg.kind == "pretrain"
@@ -393,15 +407,18 @@ class _Trainer:
         self.ema = ModelEma(self.module, opt.ema_decay) if opt.ema_decay is not None else None
         self.scaler = make_grad_scaler() if self.precision.use_scaler else None
         self.mixer = MixupCutmix(opt.mixup, opt.cutmix, cfg.model.num_classes, opt.label_smoothing)
-        self.train_module: nn.Module = self.module
+        self.parallel = self.ranks.wrap(self.module, self.device)  # DDP on more than one process
+        self.train_module: nn.Module = self.parallel
         if cfg.compile:
             if hasattr(torch, "compile"):
-                self.train_module = torch.compile(self.module)
+                self.train_module = torch.compile(self.parallel)
             else:
                 self.events.log(f"torch.compile needs torch 2; torch {torch.__version__} runs eagerly", "warning")
         self.events.log(f"device {self.job._device_name()}, precision {self.precision.name}, "
                         f"AdamW{' (fused)' if fused else ''}, {len(groups)} parameter groups"
-                        + (f", layer decay {opt.layer_decay} ({decay_type})" if opt.layer_decay else ""))
+                        + (f", layer decay {opt.layer_decay} ({decay_type})" if opt.layer_decay else "")
+                        + (f", data-parallel over {self.ranks.world} processes ({self.ranks.backend})"
+                           if self.ranks.enabled else ""))
 
     # ---- checkpoints ----------------------------------------------------------------------------------
     def _weights_metadata(self) -> Dict[str, str]:
@@ -411,6 +428,9 @@ class _Trainer:
 
     def _save(self) -> None:
         if self.saved_step == self.step:
+            return
+        if not self.ranks.is_main:  # rank 0 alone writes; the others hold the same weights
+            self.saved_step = self.step
             return
         os.makedirs(self.ckpt_dir, exist_ok=True)
         weights_path = os.path.join(self.ckpt_dir, ckpt.weights_name(self.step))
@@ -423,7 +443,7 @@ class _Trainer:
         state.update(ckpt.rng_state_tensors())
         meta = {"step": self.step, "microBatches": self.micro_batches, "kind": self.cfg.kind,
                 "arch": self.cfg.model.arch, "batchSize": self.cfg.data.batch_size, "seed": self.cfg.data.seed,
-                "bestTop1": self.best_top1, "weights": os.path.basename(weights_path),
+                "bestTop1": self.best_top1, "weights": os.path.basename(weights_path), "worldSize": self.ranks.world,
                 "scaler": self.scaler.state_dict() if self.scaler is not None else None}
         save_file(state, state_path, {"format": ckpt.STATE_FORMAT, "meta": json.dumps(meta)})
         ckpt.write_json_atomic(os.path.join(self.ckpt_dir, "last.json"),
@@ -465,21 +485,26 @@ class _Trainer:
 
     # ---- evaluation -----------------------------------------------------------------------------------
     def _evaluate(self) -> None:
-        evaluator = _Evaluator(self.cfg, self.eval_items, self.device, self.precision, self.job.manifest_root)
-        result = evaluator.run(self.module, self.job.cancel)
-        if self.job.cancel.requested:
+        evaluator = _Evaluator(self.cfg, self.eval_items, self.device, self.precision, self.job.manifest_root,
+                               self.ranks)
+        # Ranks must run the same collectives: with several, a stop waits for the next step boundary.
+        cancel = CancelToken() if self.ranks.enabled else self.job.cancel
+        result = evaluator.run(self.module, cancel)
+        if cancel.requested:
             return
         self.events.emit("eval", step=self.step, weights="model", **result)
-        write_mistakes(self.events, self.cfg.run_dir, self.step, self.cfg.data.eval_split, evaluator.mistakes)
+        if self.ranks.is_main:
+            write_mistakes(self.events, self.cfg.run_dir, self.step, self.cfg.data.eval_split, evaluator.mistakes)
         if self.ema is not None:
-            self.events.emit("eval", step=self.step, weights="ema", **evaluator.run(self.ema.module, self.job.cancel))
+            self.events.emit("eval", step=self.step, weights="ema", **evaluator.run(self.ema.module, cancel))
         top1 = result["top1"]
         if top1 is not None and (self.best_top1 is None or top1 > self.best_top1):
             self.best_top1 = top1
             self._save()  # the best pointer must name a checkpoint holding exactly these weights
-            ckpt.write_json_atomic(os.path.join(self.ckpt_dir, "best.json"),
-                                   {"step": self.step, "weights": ckpt.weights_name(self.step),
-                                    "state": ckpt.state_name(self.step), "top1": top1})
+            if self.ranks.is_main:
+                ckpt.write_json_atomic(os.path.join(self.ckpt_dir, "best.json"),
+                                       {"step": self.step, "weights": ckpt.weights_name(self.step),
+                                        "state": ckpt.state_name(self.step), "top1": top1})
 
     # ---- training -------------------------------------------------------------------------------------
     def _batches(self) -> Iterator[Tuple[Tensor, Tensor]]:
@@ -488,10 +513,11 @@ class _Trainer:
         try:
             sampler = EpochBatchSampler(len(dataset), self.cfg.data.batch_size, self.cfg.data.seed,
                                         self.micro_batches)
+            shard = ShardedBatchSampler(sampler, self.ranks, self.cfg.data.batch_size)
         except ValueError as err:
             raise JobError(str(err)) from None
         self.batches_per_epoch = sampler.batches_per_epoch
-        loader = make_loader(dataset, sampler, self.cfg.data.workers, self.device.type == "cuda", self.cfg.data.seed)
+        loader = make_loader(dataset, shard, self.cfg.data.workers, self.device.type == "cuda", self.cfg.data.seed)
         return iter(loader)
 
     def _forward_loss(self, images: Tensor, labels: Tensor, micro: int) -> Tensor:
@@ -500,7 +526,10 @@ class _Trainer:
         with autocast(self.device, self.precision):
             if self.pretrain:
                 gen = torch.Generator().manual_seed(seed_from("mask", seed, self.step, micro))
-                return self.train_module(x, generator=gen).loss
+                grid = self.cfg.model.input_size // self.cfg.fcmae.patch_size
+                # The global batch's masks, this rank's slice: the same masks on any number of processes.
+                mask = random_mask(self.cfg.data.batch_size, grid, grid, self.cfg.fcmae.mask_ratio, gen, self.device)
+                return self.train_module(x, mask=mask[self.ranks.shard(self.cfg.data.batch_size)]).loss
             y = labels.to(self.device, non_blocking=True)
             if self.mixer.active:
                 x, y = self.mixer(x, y, random.Random(seed_from("mix", seed, self.step, micro)))
@@ -516,11 +545,15 @@ class _Trainer:
         for micro in range(opt.accum_steps):
             images, labels = next(batches)
             self.micro_batches += 1
-            loss = self._forward_loss(images, labels, micro)
-            scaled = loss / opt.accum_steps
-            (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+            with self.ranks.no_sync(self.parallel, micro == opt.accum_steps - 1):
+                loss = self._forward_loss(images, labels, micro)
+                scaled = loss / opt.accum_steps
+                (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
             total += loss.detach().float()
-        loss_value = float(total) / opt.accum_steps
+        # The global batch's loss, and a stop request from any rank so that all stop at the same step.
+        loss_value, stop = self.ranks.mean_and_any(float(total) / opt.accum_steps, self.job.cancel.requested)
+        if stop:
+            self.job.cancel.cancel()
         if not math.isfinite(loss_value) and self.scaler is None:
             raise JobError(f"the loss became {loss_value} at step {self.step}; lower optim.lr or set optim.clipGrad")
         if self.scaler is not None:
