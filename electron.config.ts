@@ -21,6 +21,8 @@ const config: Configuration = {
     'package.json',
     'bin/**/*',
     'common/**/*.ts',
+    // The variant table: the worker imports it, and the PyTorch engine reads it as a file (unpacked below).
+    'common/variants.json',
     'main/**/*.{ts,mjs,js,html}',
     'native-worker/**/*.{ts,mjs}',
     // The data loader's JPEG addon where `npm install` could build it (the loader falls back to sharp).
@@ -35,6 +37,7 @@ const config: Configuration = {
     '!**/*.map',
   ],
   asarUnpack: [
+    'common/variants.json',
     '**/*.node',
     'node_modules/onnxruntime-node/**/*',
     'node_modules/sharp/**/*',

@@ -4,6 +4,7 @@
 // split evenly over the processes of a data-parallel run (`devices`, `nproc`).
 import { z } from 'zod';
 import { parseArch } from './variants.ts';
+import { UserError } from './errors.ts';
 
 const absPath = z.string().min(1).refine((p) => p.startsWith('/') || /^[A-Za-z]:[\\/]/.test(p), 'must be an absolute path');
 const num = (lo?: number, hi?: number) => {
@@ -148,7 +149,7 @@ export function parseJobConfig(raw: unknown): JobConfig {
   throw new JobConfigError(first.path.join('.'), first.message);
 }
 
-export class JobConfigError extends Error {
+export class JobConfigError extends UserError {
   override name = 'JobConfigError';
   constructor(
     readonly field: string,

@@ -2,6 +2,7 @@
 // catalog's export, read by training jobs (possibly on another machine), validated the same way everywhere.
 import { z } from 'zod';
 import { sha256Hex } from './sha256.ts';
+import { UserError } from './errors.ts';
 
 export const SPLITS = ['train', 'val', 'test'] as const;
 export type Split = (typeof SPLITS)[number];
@@ -69,7 +70,7 @@ export function sealManifest(content: ManifestContent): Manifest {
   return { ...content, hash: manifestHash(content) };
 }
 
-export class ManifestError extends Error {
+export class ManifestError extends UserError {
   override name = 'ManifestError';
 }
 

@@ -27,7 +27,7 @@ const common = { batch: 1024, emaDecay: 0.9999, headInitScale: 0.001 };
 const small = (weightDecay: number): FinetuneRecipe => ({
   ...common, baseLr: 2e-4, weightDecay, layerDecay: 0.9, layerDecayType: 'single', warmupEpochs: 0, epochs: 600, labelSmoothing: 0.2, mixup: 0, cutmix: 0, dropPath: 0.1,
 });
-const FINETUNE: Record<VariantName, FinetuneRecipe> = {
+const PAPER_FINETUNE: Record<Exclude<VariantName, 'small' | 'xlarge'>, FinetuneRecipe> = {
   atto: small(0.3),
   femto: small(0.05),
   pico: small(0.3),
@@ -37,6 +37,10 @@ const FINETUNE: Record<VariantName, FinetuneRecipe> = {
   large: { ...common, baseLr: 6.25e-4, weightDecay: 0.05, layerDecay: 0.6, layerDecayType: 'group', warmupEpochs: 20, epochs: 100, labelSmoothing: 0.1, mixup: 0.8, cutmix: 1, dropPath: 0.2 },
   huge: { ...common, baseLr: 1.25e-3, weightDecay: 0.05, layerDecay: 0.75, layerDecayType: 'group', warmupEpochs: 10, epochs: 50, labelSmoothing: 0.1, mixup: 0.8, cutmix: 1, dropPath: 0.3 },
 };
+
+// V1 small and xlarge have no V2 recipe: each takes that of the V2 size with its depths and next width (as
+// cnx_torch/recipes.py does).
+const FINETUNE: Record<VariantName, FinetuneRecipe> = { ...PAPER_FINETUNE, small: PAPER_FINETUNE.base, xlarge: PAPER_FINETUNE.large };
 
 export const finetuneRecipe = (arch: string): FinetuneRecipe => FINETUNE[parseArch(arch).variant];
 

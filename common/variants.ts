@@ -1,4 +1,5 @@
-// The ConvNeXt model sizes (paper Table / REFERENCE.md "Variants"), shared by every runtime.
+// The ConvNeXt model sizes (paper Table / REFERENCE.md "Variants", plus timm's V1 small and xlarge), read from
+// common/variants.json: the one table, which the PyTorch engine (cnx_torch/models.py) reads too.
 //
 // Public API:
 //   type VariantName = 'atto' | ... | 'huge'
@@ -7,8 +8,9 @@
 //   variantByName(name): Variant           throws RangeError for an unknown name
 //   timmModelName(name, version): string   'convnextv2_atto', 'convnext_tiny', ...
 //   FCMAE_DECODER_DIM, FCMAE_PATCH_SIZE    the FCMAE decoder width and patch size
+import table from './variants.json' with { type: 'json' };
 
-export type VariantName = 'atto' | 'femto' | 'pico' | 'nano' | 'tiny' | 'base' | 'large' | 'huge';
+export type VariantName = keyof typeof table.variants;
 export type ConvNeXtVersion = 1 | 2;
 
 export interface Variant {
@@ -19,20 +21,22 @@ export interface Variant {
   readonly dims: readonly [number, number, number, number];
   /** timm builds the block MLP from 1x1 convs (weights (out, in, 1, 1)) for the small models, Linear otherwise. */
   readonly convMlp: boolean;
-  /** ConvNeXt versions that define this size (huge exists only in V2). */
+  /** ConvNeXt versions that define this size (huge exists only in V2, small and xlarge only in V1). */
   readonly versions: readonly ConvNeXtVersion[];
 }
 
-export const VARIANTS: readonly Variant[] = [
-  { name: 'atto', depths: [2, 2, 6, 2], dims: [40, 80, 160, 320], convMlp: true, versions: [1, 2] },
-  { name: 'femto', depths: [2, 2, 6, 2], dims: [48, 96, 192, 384], convMlp: true, versions: [1, 2] },
-  { name: 'pico', depths: [2, 2, 6, 2], dims: [64, 128, 256, 512], convMlp: true, versions: [1, 2] },
-  { name: 'nano', depths: [2, 2, 8, 2], dims: [80, 160, 320, 640], convMlp: true, versions: [1, 2] },
-  { name: 'tiny', depths: [3, 3, 9, 3], dims: [96, 192, 384, 768], convMlp: false, versions: [1, 2] },
-  { name: 'base', depths: [3, 3, 27, 3], dims: [128, 256, 512, 1024], convMlp: false, versions: [1, 2] },
-  { name: 'large', depths: [3, 3, 27, 3], dims: [192, 384, 768, 1536], convMlp: false, versions: [1, 2] },
-  { name: 'huge', depths: [3, 3, 27, 3], dims: [352, 704, 1408, 2816], convMlp: false, versions: [2] },
-];
+const four = (xs: readonly number[], what: string): [number, number, number, number] => {
+  if (xs.length !== 4 || !xs.every((x) => Number.isSafeInteger(x) && x > 0)) throw new Error(`common/variants.json: ${what} must be four positive integers`);
+  return [xs[0]!, xs[1]!, xs[2]!, xs[3]!];
+};
+
+export const VARIANTS: readonly Variant[] = Object.entries(table.variants).map(([name, v]) => ({
+  name: name as VariantName,
+  depths: four(v.depths, `${name}.depths`),
+  dims: four(v.dims, `${name}.dims`),
+  convMlp: v.convMlp,
+  versions: v.versions.filter((x): x is ConvNeXtVersion => x === 1 || x === 2),
+}));
 
 export function variantByName(name: string): Variant {
   const v = VARIANTS.find((x) => x.name === name);
@@ -61,7 +65,7 @@ export interface Arch {
   readonly convMlp: boolean;
 }
 
-/** Parses 'convnextv2_<variant>' (V2, atto..huge) or 'convnext_<variant>' (V1, atto..large). */
+/** Parses 'convnextv2_<variant>' (V2, atto..huge) or 'convnext_<variant>' (V1, atto..xlarge). */
 export function parseArch(name: string): Arch {
   const m = /^convnext(v2)?_(\w+)$/.exec(name);
   const version: ConvNeXtVersion = m?.[1] ? 2 : 1;

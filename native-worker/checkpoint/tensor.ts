@@ -8,6 +8,7 @@
 //   class CheckpointError  a file that cannot be read as a checkpoint; the message names the file and key
 //   makeTensor(shape, data): Tensor   dtype from the array type
 //   numel(shape), sameShape(a, b), formatShape(shape)
+import { UserError } from '../../common/errors.ts';
 
 export type Tensor =
   | { dtype: 'float32'; shape: number[]; data: Float32Array }
@@ -25,7 +26,7 @@ export interface LazyTensor {
 }
 
 /** A checkpoint file that is malformed, unsafe or does not fit the model. */
-export class CheckpointError extends Error {
+export class CheckpointError extends UserError {
   override name = 'CheckpointError';
 }
 

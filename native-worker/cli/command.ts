@@ -1,5 +1,6 @@
 // What every `cnx` command module exports.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { UserError } from '../../common/errors.ts';
 
 export interface Command {
   readonly summary: string;
@@ -8,7 +9,7 @@ export interface Command {
 }
 
 /** A user mistake (bad option, missing file): printed without a stack trace, exit code 2. */
-export class CliError extends Error {
+export class CliError extends UserError {
   override name = 'CliError';
 }
 

@@ -4,6 +4,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { UserError } from '../../common/errors.ts';
 import { type JobConfig, JobConfigError, parseJobConfig, processesPerNode } from '../../common/job.ts';
 import type { Manifest } from '../../common/manifest.ts';
 import { type Arch, parseArch } from '../../common/variants.ts';
@@ -35,7 +36,7 @@ export interface RunOptions {
 }
 
 /** A failure the user can act on (bad weights, mismatched manifest): reported without a stack trace. */
-export class JobError extends Error {
+export class JobError extends UserError {
   override name = 'JobError';
 }
 
@@ -48,8 +49,7 @@ export async function runJob(raw: unknown, o: RunOptions): Promise<JobStatus> {
     if (processesPerNode(cfg) > 1) throw new JobError(`a data-parallel run (${processesPerNode(cfg)} processes) needs the PyTorch engine; this is the ONNX engine`);
     status = await (cfg.kind === 'eval' ? evaluateJob(cfg, o) : train(cfg, o));
   } catch (e) {
-    const known = e instanceof JobConfigError || e instanceof JobError || (e as Error).name === 'CheckpointError' || (e as Error).name === 'ManifestError' || (e as Error).name === 'LoaderError';
-    sink.emit('error', { message: (e as Error).message, detail: known ? '' : ((e as Error).stack ?? ''), ...(e instanceof JobConfigError ? { field: e.field } : {}) });
+    sink.emit('error', { message: (e as Error).message, detail: e instanceof UserError ? '' : ((e as Error).stack ?? ''), ...(e instanceof JobConfigError ? { field: e.field } : {}) });
     status = 'failed';
   }
   sink.emit('done', { status });

@@ -4,7 +4,7 @@
 import { defineStore } from 'pinia';
 import { computed, reactive, ref, shallowRef } from 'vue';
 import type { RunSummary } from '../../common/api.ts';
-import type { VariantName } from '../../common/variants.ts';
+import { type VariantName, variantByName } from '../../common/variants.ts';
 import { api } from '../api/client.ts';
 import { type ShownError, shownError } from '../lib/errors.ts';
 import { type DatasetFacts, type InitSource, type Problem, type TrainForm, type TrainKind, buildRunCreate, checkForm, defaultForm, formFieldOf, recipeValues, resolve } from '../lib/job-form.ts';
@@ -63,7 +63,9 @@ export const useTrainStore = defineStore('train', () => {
 
   function setVariant(variant: VariantName): void {
     form.variant = variant;
-    if (variant === 'huge') form.version = 2;
+    // A size that exists in one version only (huge: V2; small, xlarge: V1) switches to it.
+    const { versions } = variantByName(variant);
+    if (!versions.includes(form.version)) form.version = versions[0]!;
     applyRecipe(true);
   }
 

@@ -1,7 +1,8 @@
 """Fixtures for test/unit/model-parity.test.ts: random models saved in timm and official layouts, inputs.
 
-  model_fixtures.py DIR ARCH SIZE   -> DIR/timm.safetensors, DIR/official.pt (classifier, 10 classes),
+  model_fixtures.py DIR ARCH SIZE [timm]   -> DIR/timm.safetensors, DIR/official.pt (classifier, 10 classes),
                                        DIR/fcmae.safetensors (V2 only), DIR/x.npy, DIR/y.npy, DIR/mask.npy
+                                       (with `timm`: the timm file and the inputs only, for the big models)
 Weights are random everywhere (GRN and layer scale too) so every parameter matters.
 """
 import os
@@ -56,16 +57,18 @@ def to_official(state):
 
 def main() -> None:
     out, arch, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    timm_only = sys.argv[4:] == ["timm"]
     torch.manual_seed(0)
     model = create_model(arch, num_classes=10)
     randomize(model, 1)
     state = model.state_dict()
     save_file(state, os.path.join(out, "timm.safetensors"))
-    torch.save({"model": to_official(state), "epoch": 3}, os.path.join(out, "official.pt"))
+    if not timm_only:
+        torch.save({"model": to_official(state), "epoch": 3}, os.path.join(out, "official.pt"))
     n = 2
     np.save(os.path.join(out, "x.npy"), torch.randn(n, 3, size, size).numpy().astype(np.float32))
     np.save(os.path.join(out, "y.npy"), np.array([3, 7], dtype=np.int64))
-    if arch.startswith("convnextv2_"):
+    if arch.startswith("convnextv2_") and not timm_only:
         fcmae = FCMAE(create_model(arch, with_head=False), decoder_dim=64)
         randomize(fcmae, 2)
         save_file(fcmae.state_dict(), os.path.join(out, "fcmae.safetensors"))

@@ -28,7 +28,7 @@ const prefixed = (m: TensorMap, prefix: string): TensorMap => new Map([...m].map
 describe('expectedParams', () => {
   test('parameter counts match the paper (V2, 1000 classes), to its rounding', () => {
     const paper: Record<string, number> = { atto: 3.7, femto: 5.2, pico: 9.1, nano: 15.6, tiny: 28.6, base: 89, large: 198, huge: 660 };
-    for (const v of VARIANTS) {
+    for (const v of VARIANTS.filter((x) => x.versions.includes(2))) {
       let n = 0;
       for (const s of expectedParams({ variant: v.name, version: 2 }).values()) n += numel(s);
       const printed = paper[v.name]!;

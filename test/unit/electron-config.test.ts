@@ -16,11 +16,11 @@ test("electron-builder's schema accepts the config", async () => {
 
 test('the package carries the worker, the Python engine and the built UI, with native parts unpacked', () => {
   const files = config.files as string[];
-  for (const glob of ['native-worker/**/*.{ts,mjs}', 'native-worker/data/pipeline/native/build/Release/cnx_jpeg.node', 'native-worker/torch/**/*.py', 'dist/renderer/**/*', 'dist/electron/preload.cjs', 'common/**/*.ts', 'main/**/*.{ts,mjs,js,html}']) {
+  for (const glob of ['native-worker/**/*.{ts,mjs}', 'native-worker/data/pipeline/native/build/Release/cnx_jpeg.node', 'native-worker/torch/**/*.py', 'dist/renderer/**/*', 'dist/electron/preload.cjs', 'common/**/*.ts', 'common/variants.json', 'main/**/*.{ts,mjs,js,html}']) {
     assert.ok(files.includes(glob), glob);
   }
   const unpack = config.asarUnpack as string[];
-  for (const glob of ['**/*.node', 'node_modules/onnxruntime-node/**/*', 'native-worker/torch/**/*']) assert.ok(unpack.includes(glob), glob);
+  for (const glob of ['**/*.node', 'node_modules/onnxruntime-node/**/*', 'native-worker/torch/**/*', 'common/variants.json']) assert.ok(unpack.includes(glob), glob);
   assert.deepEqual(config.linux?.target, ['AppImage', 'deb']);
   assert.deepEqual(config.win?.target, ['nsis']);
   assert.deepEqual(config.mac?.target, ['dmg']);

@@ -17,11 +17,12 @@ import {
   type ScanRecord,
   type Split,
 } from './types.ts';
+import { UserError } from '../../../common/errors.ts';
 
 export const CATALOG_FILE = 'workbench.db';
 
 /** A request the catalog cannot satisfy (unknown dataset, name clash): a user error, not a bug. */
-export class CatalogError extends Error {
+export class CatalogError extends UserError {
   override name = 'CatalogError';
 }
 

@@ -8,12 +8,13 @@ import { createGunzip } from 'node:zlib';
 import sharp from 'sharp';
 import type { Split } from '../catalog/types.ts';
 import { forEachConcurrent } from './pool.ts';
+import { UserError } from '../../../common/errors.ts';
 
 export const FASHION_MNIST_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'] as const;
 export const MNIST_CLASSES = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'] as const;
 export type IdxClasses = 'fashion-mnist' | 'mnist';
 
-export class IdxError extends Error {
+export class IdxError extends UserError {
   override name = 'IdxError';
 }
 

@@ -11,8 +11,9 @@ import { analyzeImage } from './analyze.ts';
 import { FASHION_MNIST_CLASSES, MNIST_CLASSES, type IdxClasses, classFolder, findIdxPairs, materializeIdx } from './idx.ts';
 import { forEachConcurrent } from './pool.ts';
 import { type Candidate, csvSource, folderSource } from './sources.ts';
+import { UserError } from '../../../common/errors.ts';
 
-export class ImportError extends Error {
+export class ImportError extends UserError {
   override name = 'ImportError';
 }
 

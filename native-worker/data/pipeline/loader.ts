@@ -12,6 +12,7 @@ import { mixSeed } from '../rng.ts';
 import { type TrainMode, type TransformConfig, type TransformOptions, resolveTransform } from './config.ts';
 import { normalizeLuts, sampleSeed, transformSample } from './transform.ts';
 import type { BatchReply, BatchRequest, WorkerInit } from './worker.ts';
+import { UserError } from '../../../common/errors.ts';
 
 export interface LoaderOptions {
   manifest: Manifest;
@@ -68,7 +69,7 @@ export interface Loader extends AsyncIterable<Batch> {
   close(): Promise<void>;
 }
 
-export class LoaderError extends Error {
+export class LoaderError extends UserError {
   override name = 'LoaderError';
 }
 

@@ -12,7 +12,9 @@ The forward path also takes an optional FCMAE mask so the same encoder serves pr
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -21,22 +23,25 @@ import torch.nn.functional as F
 
 Tensor = torch.Tensor
 
-# name -> (depths, dims), REFERENCE.md's variant table plus V1 small (timm `convnext_small`).
+
+def _variant_table() -> Dict[str, dict]:
+    """The variant table both engines read: common/variants.json at the repository (or app) root."""
+    path = Path(__file__).resolve().parents[3] / "common" / "variants.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["variants"]
+    except (OSError, ValueError, KeyError) as e:
+        raise RuntimeError(f"{path}: cannot read the ConvNeXt variant table ({e})") from e
+
+
+_TABLE = _variant_table()
+# name -> (depths, dims), in size order.
 VARIANTS: Dict[str, Tuple[Tuple[int, ...], Tuple[int, ...]]] = {
-    "atto": ((2, 2, 6, 2), (40, 80, 160, 320)),
-    "femto": ((2, 2, 6, 2), (48, 96, 192, 384)),
-    "pico": ((2, 2, 6, 2), (64, 128, 256, 512)),
-    "nano": ((2, 2, 8, 2), (80, 160, 320, 640)),
-    "tiny": ((3, 3, 9, 3), (96, 192, 384, 768)),
-    "small": ((3, 3, 27, 3), (96, 192, 384, 768)),
-    "base": ((3, 3, 27, 3), (128, 256, 512, 1024)),
-    "large": ((3, 3, 27, 3), (192, 384, 768, 1536)),
-    "huge": ((3, 3, 27, 3), (352, 704, 1408, 2816)),
-}
-V1_SIZES = ("atto", "femto", "pico", "nano", "tiny", "small", "base", "large")
-V2_SIZES = ("atto", "femto", "pico", "nano", "tiny", "base", "large", "huge")
+    name: (tuple(v["depths"]), tuple(v["dims"])) for name, v in _TABLE.items()}
+V1_SIZES = tuple(name for name, v in _TABLE.items() if 1 in v["versions"])
+V2_SIZES = tuple(name for name, v in _TABLE.items() if 2 in v["versions"])
 # timm builds the four smallest variants with 1x1 convs instead of Linear layers (faster at small widths).
-CONV_MLP_SIZES = frozenset({"atto", "femto", "pico", "nano"})
+CONV_MLP_SIZES = frozenset(name for name, v in _TABLE.items() if v["convMlp"])
+
 LN_EPS = 1e-6
 GRN_EPS = 1e-6
 V1_LAYER_SCALE_INIT = 1e-6

@@ -85,6 +85,7 @@ FINETUNE: Dict[str, FinetuneRecipe] = {
                            warmup_epochs=10, epochs=50, label_smoothing=0.1, mixup=0.8, cutmix=1.0, drop_path=0.3),
 }
 FINETUNE["small"] = FINETUNE["base"]  # V1 small shares base's depths; the V2 paper has no small recipe
+FINETUNE["xlarge"] = FINETUNE["large"]  # V1 xlarge likewise shares large's depths (no V2 xlarge)
 
 
 def finetune_recipe(arch: str) -> FinetuneRecipe:
