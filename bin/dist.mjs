@@ -5,8 +5,8 @@
 // (or its headers) cannot be downloaded, it says so in one line.
 //   npm run dist -- --list    what goes into the package, packed with a stand-in for Electron (no download)
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { ensureBuilt } from './build.mjs';
 import { REPO, electronBinary } from './electron.mjs';
@@ -34,6 +34,8 @@ if (list) {
   // An installed Electron binary is packaged as it is; otherwise electron-builder downloads its zip.
   const installed = electronBinary();
   const electronDist = installed && !process.env.ELECTRON_OVERRIDE_DIST_PATH ? join(REPO, 'node_modules', 'electron', 'dist') : undefined;
+  const missing = await unreachableDownload(electronDist === undefined);
+  if (missing) fail(missing);
   try {
     await build({ projectDir: REPO, targets: platform.createTarget(), publish: 'never', config: { ...config, ...(electronDist ? { electronDist } : {}) } });
   } catch (e) {
@@ -45,6 +47,38 @@ if (list) {
   }
   restoreNodeModules();
   console.log(`npm run dist: packages in ${join(REPO, config.directories.output)}`);
+}
+
+/**
+ * What electron-builder will download (Electron's zip unless installed; the headers to rebuild
+ * better-sqlite3) asked for with a short HEAD request first, so an offline machine hears it at once instead
+ * of after minutes of retries: null when reachable, else the one-line reason.
+ */
+async function unreachableDownload(needZip) {
+  const version = JSON.parse(readFileSync(join(REPO, 'node_modules', 'electron', 'package.json'), 'utf8')).version;
+  const zip = `electron-v${version}-${process.platform}-${process.arch}.zip`;
+  const mirror = process.env.ELECTRON_MIRROR ?? 'https://github.com/electron/electron/releases/download/';
+  const urls = [
+    ...(needZip && !cachedZip(zip) ? [[`Electron's binary (${zip})`, `${mirror}v${version}/${zip}`]] : []),
+    ["Electron's headers (to rebuild better-sqlite3)", `https://www.electronjs.org/headers/v${version}/node-v${version}-headers.tar.gz`],
+  ];
+  for (const [what, url] of urls) {
+    const why = await fetch(url, { method: 'HEAD', redirect: 'follow', signal: AbortSignal.timeout(15_000) }).then(
+      (r) => (r.ok ? null : `HTTP ${r.status}`),
+      (e) => e?.cause?.code ?? e?.name ?? String(e),
+    );
+    if (why) return `${what} cannot be downloaded from ${new URL(url).host} (${why}); package where it can, or install Electron (npm install without ELECTRON_SKIP_BINARY_DOWNLOAD) and set ELECTRON_MIRROR / npm_config_disturl to a reachable mirror`;
+  }
+  return null;
+}
+
+/** Whether @electron/get's cache already holds `zip` (then nothing is downloaded). */
+function cachedZip(zip) {
+  const home = homedir();
+  const dir = process.env.ELECTRON_CACHE
+    ?? (process.platform === 'win32' ? join(process.env.LOCALAPPDATA ?? join(home, 'AppData', 'Local'), 'electron', 'Cache')
+      : process.platform === 'darwin' ? join(home, 'Library', 'Caches', 'electron') : join(process.env.XDG_CACHE_HOME ?? join(home, '.cache'), 'electron'));
+  return existsSync(dir) && readdirSync(dir, { recursive: true }).some((f) => String(f).endsWith(zip));
 }
 
 /**

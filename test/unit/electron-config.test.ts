@@ -1,6 +1,8 @@
 // The packaging config: electron-builder's own schema accepts it, it ships what the app runs (the worker,
-// the Python engine's sources, native modules unpacked), and `npm start` looks for the same main entry.
+// the Python engine's sources, native modules unpacked), and `npm start` looks for the same main entry;
+// `npm run dist -- --list` packs it with a stand-in for Electron (no download) and lists every file.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -33,4 +35,22 @@ test('npm start and the package agree on the main process entry, which exists; f
   assert.ok(existsSync(join(REPO, ELECTRON_MAIN)), ELECTRON_MAIN);
   const exe = electronBinary();
   assert.ok(exe === null || exe.includes('electron'), String(exe));
+});
+
+test('npm run dist -- --list: the package holds the app, its production dependencies and native parts unpacked, and nothing else', () => {
+  const r = spawnSync(process.execPath, [join(REPO, 'bin', 'dist.mjs'), '--list'], { cwd: REPO, encoding: 'utf8', maxBuffer: 1 << 26 });
+  assert.equal(r.status, 0, r.stderr.split('\n').slice(-5).join('\n'));
+  const files = r.stdout.trim().split('\n');
+  const has = (f: string) => assert.ok(files.includes(f), `${f} is packaged`);
+  for (const f of ['package.json', 'main/electron/main.mjs', 'main/electron/main.ts', 'bin/cnx.mjs', 'native-worker/cli.ts', 'common/api.ts', 'dist/renderer/index.html', 'dist/electron/preload.cjs', 'node_modules/onnxruntime-node/package.json', 'node_modules/tsx/package.json']) has(`app.asar/${f}`);
+  // What must be real files (native libraries, the Python engine) lies beside the archive.
+  for (const f of ['native-worker/torch/run_job.py', 'native-worker/torch/cnx_torch/job.py', 'node_modules/better-sqlite3/build/Release/better_sqlite3.node']) has(`app.asar.unpacked/${f}`);
+  const os = { linux: 'linux', darwin: 'darwin', win32: 'win32' }[process.platform as string];
+  if (os) has(`app.asar.unpacked/node_modules/onnxruntime-node/bin/napi-v6/${os}/${process.arch}/onnxruntime_binding.node`);
+  assert.deepEqual(files.filter((f) => /onnxruntime-node\/bin\//.test(f) && !f.includes(`/${os}/`)), [], "only this OS's onnxruntime binaries");
+  // The JPEG addon (the file: optional dependency) travels where npm install could build it.
+  if (existsSync(join(REPO, 'node_modules', 'cnx-jpeg', 'build', 'Release', 'cnx_jpeg.node'))) has('app.asar.unpacked/node_modules/cnx-jpeg/build/Release/cnx_jpeg.node');
+  // No tests, dev tools, sources of the UI or Electron itself.
+  const unwanted = files.filter((f) => /\.test\.ts$|\/test_[^/]*\.py$|^app\.asar(\.unpacked)?\/(test|renderer|docs|\.ci)\/|node_modules\/(electron|vite|typescript|eslint|playwright-core|electron-builder)\//.test(f));
+  assert.deepEqual(unwanted, []);
 });
