@@ -42,9 +42,9 @@ test('npm run dist -- --list: the package holds the app, its production dependen
   assert.equal(r.status, 0, r.stderr.split('\n').slice(-5).join('\n'));
   const files = r.stdout.trim().split('\n');
   const has = (f: string) => assert.ok(files.includes(f), `${f} is packaged`);
-  for (const f of ['package.json', 'main/electron/main.mjs', 'main/electron/main.ts', 'bin/cnx.mjs', 'native-worker/cli.ts', 'common/api.ts', 'dist/renderer/index.html', 'dist/electron/preload.cjs', 'node_modules/onnxruntime-node/package.json', 'node_modules/tsx/package.json']) has(`app.asar/${f}`);
+  for (const f of ['package.json', 'main/electron/main.mjs', 'main/electron/main.ts', 'bin/cnx.mjs', 'native-worker/cli.ts', 'common/api.ts', 'dist/renderer/index.html', 'dist/electron/preload.cjs', 'node_modules/tsx/package.json', 'node_modules/zod/package.json']) has(`app.asar/${f}`);
   // What must be real files (native libraries, the Python engine) lies beside the archive.
-  for (const f of ['native-worker/torch/run_job.py', 'native-worker/torch/cnx_torch/job.py', 'node_modules/better-sqlite3/build/Release/better_sqlite3.node']) has(`app.asar.unpacked/${f}`);
+  for (const f of ['native-worker/torch/run_job.py', 'native-worker/torch/cnx_torch/job.py', 'node_modules/onnxruntime-node/package.json', 'node_modules/better-sqlite3/build/Release/better_sqlite3.node']) has(`app.asar.unpacked/${f}`);
   const os = { linux: 'linux', darwin: 'darwin', win32: 'win32' }[process.platform as string];
   if (os) has(`app.asar.unpacked/node_modules/onnxruntime-node/bin/napi-v6/${os}/${process.arch}/onnxruntime_binding.node`);
   assert.deepEqual(files.filter((f) => /onnxruntime-node\/bin\//.test(f) && !f.includes(`/${os}/`)), [], "only this OS's onnxruntime binaries");
