@@ -59,15 +59,15 @@ async function unreachableDownload(needZip) {
   const zip = `electron-v${version}-${process.platform}-${process.arch}.zip`;
   const mirror = process.env.ELECTRON_MIRROR ?? 'https://github.com/electron/electron/releases/download/';
   const urls = [
-    ...(needZip && !cachedZip(zip) ? [[`Electron's binary (${zip})`, `${mirror}v${version}/${zip}`]] : []),
-    ["Electron's headers (to rebuild better-sqlite3)", `https://www.electronjs.org/headers/v${version}/node-v${version}-headers.tar.gz`],
+    ...(needZip && !cachedZip(zip) ? [[`Electron's binary (${zip})`, `${mirror}v${version}/${zip}`, ', or set ELECTRON_MIRROR to a mirror of its releases']] : []),
+    ["Electron's headers (to rebuild better-sqlite3)", `https://www.electronjs.org/headers/v${version}/node-v${version}-headers.tar.gz`, ''],
   ];
-  for (const [what, url] of urls) {
+  for (const [what, url, hint] of urls) {
     const why = await fetch(url, { method: 'HEAD', redirect: 'follow', signal: AbortSignal.timeout(15_000) }).then(
       (r) => (r.ok ? null : `HTTP ${r.status}`),
-      (e) => e?.cause?.code ?? e?.name ?? String(e),
+      (e) => e?.cause?.code ?? e?.cause?.errors?.[0]?.code ?? e?.cause?.message ?? String(e?.message ?? e),
     );
-    if (why) return `${what} cannot be downloaded from ${new URL(url).host} (${why}); package where it can, or install Electron (npm install without ELECTRON_SKIP_BINARY_DOWNLOAD) and set ELECTRON_MIRROR / npm_config_disturl to a reachable mirror`;
+    if (why) return `${what} cannot be downloaded from ${new URL(url).host} (${why}): run it where that site is reachable${hint}`;
   }
   return null;
 }

@@ -2,8 +2,10 @@
 // the Python engine's sources, native modules unpacked), and `npm start` looks for the same main entry;
 // `npm run dist -- --list` packs it with a stand-in for Electron (no download) and lists every file.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { validateConfiguration } from 'app-builder-lib/out/util/config/config.js';
@@ -53,4 +55,26 @@ test('npm run dist -- --list: the package holds the app, its production dependen
   // No tests, dev tools, sources of the UI or Electron itself.
   const unwanted = files.filter((f) => /\.test\.ts$|\/test_[^/]*\.py$|^app\.asar(\.unpacked)?\/(test|renderer|docs|\.ci)\/|node_modules\/(electron|vite|typescript|eslint|playwright-core|electron-builder)\//.test(f));
   assert.deepEqual(unwanted, []);
+});
+
+test("npm run dist where Electron's binary cannot be downloaded says so in one line, before building anything", async () => {
+  // A mirror that has nothing: every download answers 404.
+  const mirror = createServer((_, res) => res.writeHead(404).end());
+  await new Promise<void>((r) => mirror.listen(0, '127.0.0.1', r));
+  const port = (mirror.address() as AddressInfo).port;
+  try {
+    const env = { ...process.env, ELECTRON_OVERRIDE_DIST_PATH: join(REPO, 'no-electron-here'), ELECTRON_MIRROR: `http://127.0.0.1:${port}/`, ELECTRON_CACHE: join(REPO, 'no-electron-cache') };
+    const child = spawn(process.execPath, [join(REPO, 'bin', 'dist.mjs')], { cwd: REPO, env });
+    let [out, err] = ['', ''];
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const code = await new Promise((r) => child.once('exit', r));
+    assert.equal(code, 1);
+    const lines = err.split('\n').filter((l) => l.startsWith('npm run dist:') || /^\s+at /.test(l));
+    assert.equal(lines.length, 1, err);
+    assert.match(lines[0]!, new RegExp(`^npm run dist: Electron's binary \\(electron-v[\\d.]+-\\w+-\\w+\\.zip\\) cannot be downloaded from 127\\.0\\.0\\.1:${port} \\(HTTP 404\\): run it where that site is reachable, or set ELECTRON_MIRROR`));
+    assert.doesNotMatch(out, /packaging/);
+  } finally {
+    mirror.close();
+  }
 });
