@@ -11,6 +11,12 @@ import type { Configuration } from 'electron-builder';
 /** The Electron main process entry: it runs main/electron/main.ts (window, preload, IPC, app:// protocol). */
 export const ELECTRON_MAIN = 'main/electron/main.mjs';
 
+/**
+ * onnxruntime-node ships its binaries for every OS (about 290 MB): the package keeps those of the OS it is
+ * built on (electron-builder builds each OS's package on that OS).
+ */
+const OTHER_ONNX_BINARIES = `!node_modules/onnxruntime-node/bin/napi-v*/{${['darwin', 'linux', 'win32'].filter((os) => os !== process.platform).join(',')}}/**`;
+
 const config: Configuration = {
   appId: 'org.convnext.workbench',
   productName: 'ConvNeXt V2 Workbench',
@@ -35,6 +41,7 @@ const config: Configuration = {
     '!native-worker/torch/**/_testkit.py',
     '!**/__pycache__/**',
     '!**/*.map',
+    OTHER_ONNX_BINARIES,
   ],
   asarUnpack: [
     'common/variants.json',
@@ -45,7 +52,8 @@ const config: Configuration = {
     'node_modules/better-sqlite3/**/*',
     'native-worker/torch/**/*',
   ],
-  // better-sqlite3 is built against Node's ABI: rebuild it for Electron's (onnxruntime-node and sharp use N-API).
+  // better-sqlite3 is built against Node's ABI: rebuild it for Electron's (onnxruntime-node, sharp and the
+  // JPEG addon, the `file:` optional dependency cnx-jpeg, use N-API). bin/dist.mjs rebuilds it for Node after.
   npmRebuild: true,
   linux: { target: ['AppImage', 'deb'], category: 'Science', synopsis: 'ConvNeXt V2 datasets, FCMAE pretraining, fine-tuning and analysis' },
   // libjpeg62-turbo: the JPEG addon links it (without it the loader falls back to sharp).

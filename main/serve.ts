@@ -1,6 +1,6 @@
 // `cnx serve`: the workbench without Electron. The same services and API, over HTTP + WebSocket, for a
 // browser on this machine (or, with --host, elsewhere: the token still guards every request).
-// Dispatched from bin/cnx.mjs, because the CLI in native-worker may not import the main process.
+// Dispatched from bin/run-cnx.mjs (for bin/cnx.mjs and bin/start.mjs), because the CLI in native-worker may not import the main process.
 import { join } from 'node:path';
 import { type Command, CliError, parseOptions } from '../native-worker/cli/command.ts';
 import { resolveWorkspace } from '../native-worker/workspace.ts';

@@ -36,7 +36,7 @@ function usage(all: Record<string, Command>): string {
 }
 
 /**
- * Runs `cnx <argv>`. `extra` adds commands registered by the entry point (bin/cnx.mjs adds `serve`, which
+ * Runs `cnx <argv>`. `extra` adds commands registered by the entry point (bin/run-cnx.mjs adds `serve`, which
  * belongs to the main process and cannot be imported from here).
  */
 export async function main(argv: readonly string[], extra: Record<string, Command> = {}): Promise<number> {
