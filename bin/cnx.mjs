@@ -12,5 +12,9 @@ const serve = {
   summary: 'serve the UI and API over HTTP on loopback, with a token',
   run: async (args) => (await import('../main/serve.ts')).serveCommand.run(args),
 };
+const attach = {
+  summary: 'follow a run folder (e.g. a cluster run) live from its events.jsonl, read-only',
+  run: async (args) => (await import('../main/attach.ts')).attachCommand.run(args),
+};
 const { main } = await import('../native-worker/cli.ts');
-process.exitCode = await main(process.argv.slice(2), { serve });
+process.exitCode = await main(process.argv.slice(2), { serve, attach });

@@ -92,9 +92,13 @@ def commands(plan: NodePlan, python: str, script_args: List[str]) -> List[Dict[s
     why = torchrun_works(python)
     if why is None:
         plan.notes.append(f"torchrun starts {plan.nproc} processes on node {plan.node_rank} of {plan.nnodes}")
-        argv = [python, "-m", "torch.distributed.run", "--nnodes", str(plan.nnodes), "--node_rank",
-                str(plan.node_rank), "--nproc_per_node", str(plan.nproc), "--master_addr", plan.master_addr,
-                "--master_port", str(plan.master_port), *script_args]
+        argv = [python, "-m", "torch.distributed.run", "--nnodes", str(plan.nnodes), "--nproc_per_node", str(plan.nproc)]
+        if plan.nnodes > 1:  # nodes meet at rank 0's host through torchrun's c10d rendezvous
+            argv += ["--rdzv_backend", "c10d", "--rdzv_endpoint", f"{plan.master_addr}:{plan.master_port}",
+                     "--rdzv_id", os.environ.get("SLURM_JOB_ID", "cnx")]
+        else:
+            argv += ["--master_addr", plan.master_addr, "--master_port", str(plan.master_port)]
+        argv += script_args
         return [{"argv": argv, "env": {**base, "CNX_LAUNCH_NOTES": json.dumps(plan.notes)}}]
     plan.notes.append(f"torchrun does not work here ({why}); the launcher starts the {plan.nproc} processes of "
                       f"node {plan.node_rank} itself (environment rendezvous at {plan.master_addr}:{plan.master_port})")
