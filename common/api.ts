@@ -278,6 +278,8 @@ export type RunCreate = z.input<typeof RunCreate>;
 export const RunError = z.object({ message: z.string(), detail: z.string() });
 export const RunSummary = z.object({
   id: RunId,
+  /** Followed read-only from a run folder no service here runs (runs.attach), e.g. a cluster run. */
+  remote: z.boolean().optional(),
   name: z.string(),
   kind: z.enum(['pretrain', 'finetune', 'eval']),
   arch: z.string(),
@@ -664,6 +666,8 @@ export const apiMethods = {
   'runs.setPriority': method(z.strictObject({ runId: RunId, priority: int(-100, 100) }), RunSummary),
   /** Deletes a run that is not active, with its folder. */
   'runs.delete': method(byRun, Ok),
+  /** Follows a run folder (a cluster run written by `cnx launch`) live and read-only; it is marked remote. */
+  'runs.attach': method(z.strictObject({ path: z.string().min(1).max(4096) }), RunSummary),
   'runs.events': method(RunEventsQuery, RunEventsPage),
 
   'metrics.names': method(byRun, z.array(z.string())),
