@@ -70,6 +70,7 @@ test('the sbatch script of cnx launch --slurm trains over 2 simulated nodes, req
   for (const f of ['srun', 'scontrol']) chmodSync(join(bin, f), 0o755);
   const runDir = join(out, 'run');
   const attach = run(process.execPath, [CNX, 'attach', runDir, '--poll-ms', '200'], {});
+  t.after(() => attach.child.kill());
   const slurm = { PATH: `${bin}:${process.env.PATH}`, SLURM_JOB_ID: '4242', SLURM_NNODES: '2', SLURM_JOB_NODELIST: 'node[1-2]' };
   // The first start: SLURM's USR1 before the time limit (sent once step 2 is logged) requeues the job.
   const first = run('bash', [join(out, 'submit.sbatch')], slurm);
