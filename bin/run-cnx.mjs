@@ -1,5 +1,5 @@
 // Runs `cnx <argv>` in this process (bin/cnx.mjs for the command line, bin/start.mjs for web mode): the
-// TypeScript sources through tsx, with `serve`, which belongs to the main process, added to the commands.
+// TypeScript sources through tsx, with `serve` and `attach`, which belong to the main process, added to the commands.
 import { availableParallelism } from 'node:os';
 
 // sharp runs on libuv's thread pool, sized once at its first use: make room for one image per core (loader
@@ -15,6 +15,10 @@ export async function runCnx(argv) {
     summary: 'serve the UI and API over HTTP on loopback, with a token',
     run: async (args) => (await import('../main/serve.ts')).serveCommand.run(args),
   };
+  const attach = {
+    summary: 'follow a run folder (e.g. a cluster run) live from its events.jsonl, read-only',
+    run: async (args) => (await import('../main/attach.ts')).attachCommand.run(args),
+  };
   const { main } = await import('../native-worker/cli.ts');
-  return main(argv, { serve });
+  return main(argv, { serve, attach });
 }

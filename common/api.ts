@@ -73,6 +73,8 @@ export const apiMethods = {
   'runs.setPriority': method(z.strictObject({ runId: RunId, priority: int(-100, 100) }), RunSummary),
   /** Deletes a run that is not active, with its folder. */
   'runs.delete': method(byRun, Ok),
+  /** Follows a run folder (a cluster run written by `cnx launch`) live and read-only; it is marked remote. */
+  'runs.attach': method(z.strictObject({ path: z.string().min(1).max(4096) }), RunSummary),
   'runs.events': method(RunEventsQuery, RunEventsPage),
 
   'metrics.names': method(byRun, z.array(z.string())),

@@ -9,6 +9,7 @@ import { exportCommand } from './cli/export.ts';
 import { gradCommand } from './cli/grad.ts';
 import { inferCommand } from './cli/infer.ts';
 import { inspectCommand } from './cli/inspect.ts';
+import { launchCommand } from './cli/launch.ts';
 import { reconstructCommand } from './cli/reconstruct.ts';
 import { runJobCommand } from './cli/run-job.ts';
 import { evalCommand, finetuneCommand, pretrainCommand } from './cli/train.ts';
@@ -28,6 +29,7 @@ const commands: Record<string, Command> = {
   inspect: inspectCommand,
   analyze: analyzeCommand,
   doctor: doctorCommand,
+  launch: launchCommand,
 };
 
 function usage(all: Record<string, Command>): string {

@@ -31,6 +31,8 @@ export type RunCreate = z.input<typeof RunCreate>;
 export const RunError = z.object({ message: z.string(), detail: z.string() });
 export const RunSummary = z.object({
   id: RunId,
+  /** Followed read-only from a run folder no service here runs (runs.attach), e.g. a cluster run. */
+  remote: z.boolean().optional(),
   name: z.string(),
   kind: z.enum(['pretrain', 'finetune', 'eval']),
   arch: z.string(),

@@ -18,6 +18,7 @@ import {
 import { type JobConfig, JobConfigError, parseJobConfig, processesPerNode } from '../../common/job.ts';
 import type { EngineLauncher, EngineResolver } from './engines.ts';
 import { pickGpus } from './gpu-slots.ts';
+import { RemoteRuns } from './remote-runs.ts';
 import type { EventHub } from './hub.ts';
 import { type Lane, type ServiceEvent, writeFileAtomic, writeRunFolder } from './run-log.ts';
 import type { SettingsService } from './settings.ts';
@@ -96,8 +97,10 @@ export class JobService {
   private closing = false;
   private readonly startupTimeoutMs: number;
   private readonly killGraceMs: number;
+  private readonly remote: RemoteRuns;
 
   constructor(private readonly o: JobServiceOptions) {
+    this.remote = new RemoteRuns(o.store);
     this.startupTimeoutMs = o.startupTimeoutMs ?? 300_000;
     this.killGraceMs = o.killGraceMs ?? 120_000;
     o.store.onApplied = (batch) => this.publishApplied(batch);
@@ -152,8 +155,13 @@ export class JobService {
     return store.summary(id)!;
   }
 
+  /** Follows a run folder no service here runs (a cluster run), read-only. */
+  attach(path: string): Promise<RunSummary> {
+    return this.remote.attach(path);
+  }
+
   cancel(runId: string): RunSummary {
-    const run = this.require(runId);
+    const run = this.requireLocal(runId);
     const active = this.active.get(runId);
     if (active) {
       this.stopIntents.set(runId, 'cancel');
@@ -166,7 +174,7 @@ export class JobService {
   }
 
   pause(runId: string): RunSummary {
-    const run = this.require(runId);
+    const run = this.requireLocal(runId);
     const active = this.active.get(runId);
     if (active) {
       if (this.stopIntents.has(runId)) return run;
@@ -179,7 +187,7 @@ export class JobService {
   }
 
   resume(runId: string): RunSummary {
-    const run = this.require(runId);
+    const run = this.requireLocal(runId);
     if (!RESUMABLE_RUN_STATES.includes(run.state)) throw new ApiError('conflict', `run ${runId} is ${run.state}; only ${RESUMABLE_RUN_STATES.join(', ')} runs can resume`);
     this.service(runId, { type: 'queued' });
     this.schedule();
@@ -187,7 +195,7 @@ export class JobService {
   }
 
   setPriority(runId: string, priority: number): RunSummary {
-    this.require(runId);
+    this.requireLocal(runId);
     this.service(runId, { type: 'priority', priority });
     this.schedule();
     return this.o.store.summary(runId)!;
@@ -195,7 +203,7 @@ export class JobService {
 
   async delete(runId: string): Promise<void> {
     const run = this.require(runId);
-    if (this.active.has(runId) || this.starting.has(runId) || ACTIVE_RUN_STATES.includes(run.state)) {
+    if (!run.remote && (this.active.has(runId) || this.starting.has(runId) || ACTIVE_RUN_STATES.includes(run.state))) {
       throw new ApiError('conflict', `run ${runId} is ${run.state}; cancel or pause it before deleting`);
     }
     await this.o.store.deleteRun(runId);
@@ -204,6 +212,12 @@ export class JobService {
   private require(runId: string): RunSummary {
     const s = this.o.store.summary(runId);
     if (!s) throw new ApiError('not-found', `no run '${runId}'`);
+    return s;
+  }
+
+  private requireLocal(runId: string): RunSummary {
+    const s = this.require(runId);
+    if (s.remote) throw new ApiError('conflict', `run ${runId} is a remote run, followed read-only from its folder: stop or resume it where it runs (e.g. scancel, sbatch)`);
     return s;
   }
 
@@ -374,7 +388,8 @@ export class JobService {
     } else if (x.doneStatus === 'cancelled') {
       // A stop nobody here asked for (the OS shutting down, a signal from a terminal) is an interruption.
       outcome = intent ? stopped : 'interrupted';
-      if (!intent) error = { message: 'the worker was stopped from outside the workbench; resume continues from its last checkpoint', detail: '' };
+      // A data-parallel worker names the process that died (with its last stderr lines) as its error.
+      if (!intent) error = x.lastError ?? { message: 'the worker was stopped from outside the workbench; resume continues from its last checkpoint', detail: '' };
     } else if (intent) {
       outcome = stopped;
     } else if (x.signal && SIGNALS_FROM_OUTSIDE.has(x.signal)) {
@@ -403,7 +418,9 @@ export class JobService {
     let replayed = 0;
     for (const run of store.runs({ states: ['queued', ...ACTIVE_RUN_STATES] })) replayed += await store.replayLog(run.id);
     const interrupted: string[] = [];
-    for (const run of store.runs({ states: ACTIVE_RUN_STATES })) {
+    // Remote runs are followed, never recovered: their folder is another machine's to write.
+    if (store.remoteRuns().length) this.remote.start();
+    for (const run of store.runs({ states: ACTIVE_RUN_STATES }).filter((r) => !r.remote)) {
       const rec = store.run(run.id)!;
       const last = store.lastAttempt(run.id);
       if (last?.pid) await this.stopOrphan(last.pid, join(rec.runDir, `attempt-${last.attempt}.json`));
@@ -462,6 +479,7 @@ export class JobService {
    */
   async shutdown(timeoutMs = this.killGraceMs): Promise<void> {
     this.closing = true;
+    this.remote.close();
     await this.scheduleChain;
     const running = [...this.active.entries()];
     for (const [runId, a] of running) {

@@ -92,6 +92,8 @@ const migrations: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
   `,
+  // 2: runs followed from a folder that no service here supervises (a cluster run): read-only.
+  'ALTER TABLE runs ADD COLUMN remote INTEGER NOT NULL DEFAULT 0;',
 ];
 
 export const SERVICES_SCHEMA_VERSION = migrations.length;

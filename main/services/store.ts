@@ -34,6 +34,7 @@ export interface AppliedBatch {
 
 interface RunDbRow {
   id: string;
+  remote: number;
   name: string;
   kind: RunSummary['kind'];
   arch: string;
@@ -92,6 +93,7 @@ const iso = (t: number) => new Date(t).toISOString();
 
 const toSummary = (r: RunDbRow): RunSummary => ({
   id: r.id,
+  remote: r.remote === 1,
   name: r.name,
   kind: r.kind,
   arch: r.arch,
@@ -233,6 +235,16 @@ export class Store {
     return r && { summary: toSummary(r), runDir: r.run_dir, config: JSON.parse(r.config) as unknown, eventSeq: r.event_seq };
   }
 
+  /** Registers a run folder outside the workspace, followed read-only from its log (see remote-runs.ts). */
+  insertRemoteRun(meta: RunMeta, config: { kind: RunSummary['kind']; model: { arch: string } }, dir: string): void {
+    this.insertRun(meta, config, dir);
+    this.db.prepare('UPDATE runs SET remote = 1 WHERE id = ?').run(meta.id);
+  }
+
+  remoteRuns(): RunSummary[] {
+    return (this.db.prepare('SELECT * FROM runs WHERE remote = 1').all() as RunDbRow[]).map(toSummary);
+  }
+
   summary(id: string): RunSummary | undefined {
     const r = this.stmts.run.get(id) as RunDbRow | undefined;
     return r && toSummary(r);
@@ -246,7 +258,7 @@ export class Store {
 
   /** Queued runs in the order they should start: priority, then first come first served. */
   queued(): RunSummary[] {
-    return (this.db.prepare("SELECT * FROM runs WHERE state = 'queued' ORDER BY priority DESC, queued_at, created_at").all() as RunDbRow[]).map(toSummary);
+    return (this.db.prepare("SELECT * FROM runs WHERE state = 'queued' AND remote = 0 ORDER BY priority DESC, queued_at, created_at").all() as RunDbRow[]).map(toSummary);
   }
 
   attempts(runId: string): Attempt[] {
@@ -260,7 +272,9 @@ export class Store {
 
   /** Removes a run's rows and its folder. */
   async deleteRun(id: string): Promise<void> {
-    const dir = this.run(id)?.runDir;
+    const rec = this.run(id);
+    // A remote run's folder is not ours: forgetting it leaves the files alone.
+    const dir = rec && !rec.summary.remote ? rec.runDir : undefined;
     this.flush();
     this.writers.get(id)?.close();
     this.writers.delete(id);
@@ -410,7 +424,7 @@ export class Store {
   // ---- replay
 
   /** Applies the lines of a run's log that the database has not seen (after a crash); returns how many. */
-  async replayLog(runId: string): Promise<number> {
+  async replayLog(runId: string, publish = false): Promise<number> {
     const rec = this.run(runId);
     if (!rec) return 0;
     this.flush();
@@ -424,11 +438,13 @@ export class Store {
       last = Math.max(last, line.seq);
       if (batch.length >= 1000) {
         this.applyLines(batch);
+        if (publish) this.onApplied?.({ lines: batch, runs: new Set([runId]) });
         applied += batch.length;
         batch = [];
       }
     }
     if (batch.length) this.applyLines(batch);
+    if (batch.length && publish) this.onApplied?.({ lines: batch, runs: new Set([runId]) });
     applied += batch.length;
     this.lastSeq.set(runId, last);
     return applied;

@@ -163,6 +163,7 @@ export class Workbench {
       'runs.resume': (r) => jobs.resume(r.runId),
       'runs.setPriority': (r) => jobs.setPriority(r.runId, r.priority),
       'runs.delete': async (r) => (await jobs.delete(r.runId), {}),
+      'runs.attach': (r) => jobs.attach(r.path),
       'runs.events': (r) => {
         this.runRecord(r.runId);
         store.flush();

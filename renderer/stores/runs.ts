@@ -119,6 +119,13 @@ export const useRunsStore = defineStore('runs', () => {
     return ok;
   }
 
+  /** Follows a run folder (a cluster run) read-only; errors are thrown to the caller. */
+  async function attach(path: string): Promise<RunSummary> {
+    const r = await api().runs.attach({ path });
+    upsert(r);
+    return r;
+  }
+
   /** Creates a run; errors are thrown to the caller (the training form shows them on its fields). */
   async function create(req: RunCreate): Promise<RunSummary> {
     const r = await api().runs.create(req);
@@ -142,6 +149,6 @@ export const useRunsStore = defineStore('runs', () => {
 
   return {
     runs, loaded, listError, selectedId, selected, detail, detailError, actionError, busy, byId, active,
-    load, loadDetail, select, secondsLeft, stepsPerSecond, pause, resume, cancel, setPriority, remove, create, connect, disconnect,
+    load, loadDetail, select, secondsLeft, stepsPerSecond, pause, resume, cancel, setPriority, remove, create, attach, connect, disconnect,
   };
 });

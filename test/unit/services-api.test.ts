@@ -145,7 +145,7 @@ test("the services' tables live in the catalog's workbench.db with their own ver
   await store.close();
   const db = new Database(join(ws, 'workbench.db'));
   assert.equal(db.pragma('user_version', { simple: true }), SCHEMA_VERSION, "the catalog's user_version is untouched");
-  assert.deepEqual(db.prepare('SELECT component, version FROM schema_components').all(), [{ component: 'services', version: 1 }]);
+  assert.deepEqual(db.prepare('SELECT component, version FROM schema_components').all(), [{ component: 'services', version: 2 }]);
   const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all();
   for (const t of ['datasets', 'images', 'runs', 'jobs', 'metrics', 'checkpoints', 'artifacts', 'run_events', 'settings']) assert.ok(tables.includes(t), t);
   db.prepare("UPDATE schema_components SET version = 99 WHERE component = 'services'").run();

@@ -92,24 +92,30 @@ def commands(plan: NodePlan, python: str, script_args: List[str]) -> List[Dict[s
     why = torchrun_works(python)
     if why is None:
         plan.notes.append(f"torchrun starts {plan.nproc} processes on node {plan.node_rank} of {plan.nnodes}")
-        argv = [python, "-m", "torch.distributed.run", "--nnodes", str(plan.nnodes), "--node_rank",
-                str(plan.node_rank), "--nproc_per_node", str(plan.nproc), "--master_addr", plan.master_addr,
-                "--master_port", str(plan.master_port), *script_args]
-        return [{"argv": argv, "env": {**base, "CNX_LAUNCH_NOTES": json.dumps(plan.notes)}}]
-    plan.notes.append(f"torchrun does not work here ({why}); the launcher starts the {plan.nproc} processes of "
+        argv = [python, "-m", "torch.distributed.run", "--nnodes", str(plan.nnodes), "--nproc_per_node", str(plan.nproc)]
+        if plan.nnodes > 1:  # nodes meet at rank 0's host through torchrun's c10d rendezvous
+            argv += ["--rdzv_backend", "c10d", "--rdzv_endpoint", f"{plan.master_addr}:{plan.master_port}",
+                     "--rdzv_id", os.environ.get("SLURM_JOB_ID", "cnx")]
+        else:
+            argv += ["--master_addr", plan.master_addr, "--master_port", str(plan.master_port)]
+        argv += script_args
+        return [{"name": "torchrun", "argv": argv, "env": {**base, "CNX_LAUNCH_NOTES": json.dumps(plan.notes)}}]
+    count = f"{plan.nproc} process{'es' if plan.nproc > 1 else ''}"
+    plan.notes.append(f"torchrun does not work here ({why}); the launcher starts the {count} of "
                       f"node {plan.node_rank} itself (environment rendezvous at {plan.master_addr}:{plan.master_port})")
     out = []
     for local in range(plan.nproc):
         rank = plan.node_rank * plan.nproc + local
         env = {**base, "RANK": str(rank), "WORLD_SIZE": str(plan.world), "LOCAL_RANK": str(local),
                "LOCAL_WORLD_SIZE": str(plan.nproc), "CNX_LAUNCH_NOTES": json.dumps(plan.notes)}
-        out.append({"argv": [python, *script_args], "env": env})
+        out.append({"name": f"rank {rank}", "argv": [python, *script_args], "env": env})
     return out
 
 
 class _Rank:
-    def __init__(self, index: int, proc: "subprocess.Popen[str]") -> None:
+    def __init__(self, index: int, name: str, proc: "subprocess.Popen[str]") -> None:
         self.index = index
+        self.name = name
         self.proc = proc
         self.tail: Deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.error: Optional[Dict[str, Any]] = None
@@ -124,8 +130,10 @@ class NodeLauncher:
         self.lock = threading.Lock()
         self.held: List[str] = []  # rank 0's error/done, sent once the outcome is known
         self.last_error: Optional[Dict[str, str]] = None
-        self.ranks = [_Rank(i, subprocess.Popen(p["argv"], env=p["env"], stdout=subprocess.PIPE if i == 0 else
-                                                sys.stderr, stderr=subprocess.PIPE, text=True, bufsize=1))
+        # The first process's stdout carries rank 0's events (others print nothing there but stray output).
+        self.ranks = [_Rank(i, p["name"], subprocess.Popen(p["argv"], env=p["env"], text=True, bufsize=1,
+                                                           stdout=subprocess.PIPE if i == 0 else sys.stderr,
+                                                           stderr=subprocess.PIPE))
                       for i, p in enumerate(procs)]
         self.threads = [threading.Thread(target=self._read_stderr, args=(r,), daemon=True) for r in self.ranks]
         self.threads.append(threading.Thread(target=self._read_events, daemon=True))
@@ -137,9 +145,6 @@ class NodeLauncher:
             if r.proc.poll() is None:
                 r.proc.send_signal(signum)
 
-    def _rank_name(self, r: _Rank) -> str:
-        return f"rank {self.plan.node_rank * self.plan.nproc + r.index}" if len(self.ranks) > 1 else "torchrun"
-
     def _read_stderr(self, r: _Rank) -> None:
         assert r.proc.stderr is not None
         for line in r.proc.stderr:
@@ -150,7 +155,7 @@ class NodeLauncher:
                     r.error = json.loads(text)
                 except ValueError:
                     pass
-            sys.stderr.write(f"[{self._rank_name(r)}] {line}")
+            sys.stderr.write(f"[{r.name}] {line}")
         sys.stderr.flush()
 
     def _read_events(self) -> None:
@@ -200,6 +205,8 @@ class NodeLauncher:
             threading.Thread(target=stop, daemon=True).start()
 
     def _finish(self, first: Optional[_Rank]) -> str:
+        if first is None and self.plan.node_rank > 0:
+            return "completed"  # rank 0 (on node 0) reports the run; this node only had to end cleanly
         if not any('"type":"done"' in x for x in self.held):
             first = first or self.ranks[0]  # ended without saying how: treat as died
         elif first is None or (first.index == 0 and first.error is None):
@@ -212,9 +219,9 @@ class NodeLauncher:
         tail = "\n".join(first.tail)
         error = first.error or next((json.loads(x) for x in self.held if '"type":"error"' in x), None)
         if error is not None and code > 0:
-            message, status = f"{self._rank_name(first)}: {error.get('message', '')}", "failed"
+            message, status = f"{first.name}: {error.get('message', '')}", "failed"
         else:
-            message, status = (f"{self._rank_name(first)} of {self.plan.world} {how}; the run stopped and resumes "
+            message, status = (f"{first.name} of {self.plan.world} {how}; the run stopped and resumes "
                                "from its last checkpoint"), "cancelled"
         self.send(json.dumps({"v": 1, "type": "error", "message": message, "detail": tail, "rank": first.index},
                              separators=(",", ":")))
