@@ -145,127 +145,127 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
   });
 }
 
-export async function startWebServer(o: WebServerOptions): Promise<WebServer> {
-  const wb = o.workbench;
-  const host = o.host ?? '127.0.0.1';
-  const token = o.token ?? randomBytes(32).toString('base64url');
-  const tokenDigest = createHash('sha256').update(token).digest();
-  const maxBody = o.maxBodyBytes ?? 1 << 20;
-  const maxBuffered = o.maxClientBufferBytes ?? 64 << 20;
-  const rendererDir = resolve(o.rendererDir);
-  const loopbackOnly = isLoopback(host);
-  let port = 0;
+/** Who may talk to the server: the token (bearer header, cookie or ?token=), a loopback Host, a same-origin socket. */
+interface Access {
+  authorized(req: IncomingMessage, url: URL): boolean;
+  hostAllowed(req: IncomingMessage): boolean;
+  originAllowed(req: IncomingMessage): boolean;
+}
 
+function accessRules(host: string, token: string): Access {
+  const tokenDigest = createHash('sha256').update(token).digest();
+  const loopbackOnly = isLoopback(host);
   // Hash both sides so the comparison is constant-time whatever the lengths.
   const validToken = (t: string | null) => t !== null && timingSafeEqual(createHash('sha256').update(t).digest(), tokenDigest);
   const bearer = (req: IncomingMessage) => {
     const h = req.headers.authorization;
     return h?.startsWith('Bearer ') ? h.slice(7) : null;
   };
-  const authorized = (req: IncomingMessage, url: URL) => validToken(bearer(req)) || validToken(cookie(req, COOKIE)) || validToken(url.searchParams.get('token'));
-  const hostAllowed = (req: IncomingMessage) => {
-    if (!loopbackOnly) return true;
-    const h = req.headers.host ?? '';
-    const name = h.startsWith('[') ? h.slice(0, h.indexOf(']') + 1) : h.split(':')[0]!;
-    return isLoopback(name);
+  return {
+    authorized: (req, url) => validToken(bearer(req)) || validToken(cookie(req, COOKIE)) || validToken(url.searchParams.get('token')),
+    hostAllowed: (req) => {
+      if (!loopbackOnly) return true;
+      const h = req.headers.host ?? '';
+      const name = h.startsWith('[') ? h.slice(0, h.indexOf(']') + 1) : h.split(':')[0]!;
+      return isLoopback(name);
+    },
+    originAllowed: (req) => {
+      const origin = req.headers.origin;
+      return origin === undefined || origin === `http://${req.headers.host}`;
+    },
   };
-  const originAllowed = (req: IncomingMessage) => {
-    const origin = req.headers.origin;
-    return origin === undefined || origin === `http://${req.headers.host}`;
-  };
+}
 
-  async function serveApi(req: IncomingMessage, res: ServerResponse, method: string): Promise<void> {
-    if (req.method !== 'POST') return sendError(res, { code: 'invalid', message: 'API methods are called with POST' });
-    if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
-      req.resume();
-      return sendError(res, { code: 'invalid', message: 'the body must be JSON (Content-Type: application/json)' });
-    }
-    const body = await readBody(req, maxBody);
-    if (body === null) return sendError(res, { code: 'too-large', message: `the request body exceeds ${maxBody} bytes` });
-    let payload: unknown;
-    try {
-      payload = body.length ? JSON.parse(body.toString('utf8')) : {};
-    } catch (e) {
-      return sendError(res, { code: 'invalid', message: `the body is not valid JSON: ${(e as Error).message}` });
-    }
-    const result = await dispatch(wb.handlers, method, payload);
-    if (result.ok) sendJson(res, 200, result);
-    else sendError(res, result.error);
+/** POST /api/<method>: a JSON body through the API dispatcher. */
+async function serveApi(wb: Workbench, maxBody: number, req: IncomingMessage, res: ServerResponse, method: string): Promise<void> {
+  if (req.method !== 'POST') return sendError(res, { code: 'invalid', message: 'API methods are called with POST' });
+  if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
+    req.resume();
+    return sendError(res, { code: 'invalid', message: 'the body must be JSON (Content-Type: application/json)' });
   }
-
-  async function serveFile(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    try {
-      const { file, contentType } = await resolveFile(wb, url.pathname, url.searchParams);
-      const st = await stat(file);
-      res.writeHead(200, { 'Content-Type': contentType, 'Content-Length': st.size, 'Cache-Control': 'private, max-age=60' });
-      if (req.method === 'HEAD') return void res.end();
-      createReadStream(file).on('error', () => res.destroy()).pipe(res);
-    } catch (e) {
-      if (e instanceof ApiError) return sendError(res, e.toBody());
-      sendError(res, { code: 'not-found', message: 'no such file' });
-    }
+  const body = await readBody(req, maxBody);
+  if (body === null) return sendError(res, { code: 'too-large', message: `the request body exceeds ${maxBody} bytes` });
+  let payload: unknown;
+  try {
+    payload = body.length ? JSON.parse(body.toString('utf8')) : {};
+  } catch (e) {
+    return sendError(res, { code: 'invalid', message: `the body is not valid JSON: ${(e as Error).message}` });
   }
+  const result = await dispatch(wb.handlers, method, payload);
+  if (result.ok) sendJson(res, 200, result);
+  else sendError(res, result.error);
+}
 
-  /** The renderer's files; unknown paths get index.html (client-side routes); never outside the folder. */
-  async function serveStatic(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    let rel: string;
-    try {
-      rel = decodeURIComponent(url.pathname);
-    } catch {
-      return sendError(res, { code: 'invalid', message: 'malformed percent-encoding in the path' });
-    }
-    if (rel.split('/').some((s) => s === '..') || rel.includes('\\') || rel.includes('\0')) return sendError(res, { code: 'invalid', message: "'..' is not allowed in paths" });
-    const root = await realpath(rendererDir).catch(() => null);
-    const index = root && (await stat(join(root, 'index.html')).then((s) => s.isFile(), () => false));
-    if (!root || !index) return sendHtml(res, 503, notBuiltPage(rendererDir));
-    let file = join(root, rel);
-    const real = await realpath(file).catch(() => null);
-    const isFile = real !== null && real.startsWith(root + sep) && (await stat(real)).isFile();
-    file = isFile ? real : join(root, 'index.html');
-    const type = STATIC_TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream';
-    const data = await readFile(file);
-    res.writeHead(200, { 'Content-Type': type, 'Content-Length': data.length, 'Cache-Control': file.endsWith('index.html') ? 'no-store' : 'private, max-age=3600' });
-    res.end(req.method === 'HEAD' ? undefined : data);
+/** GET /files/...: dataset images, thumbnails, run artifacts and task outputs (main/web/files.ts). */
+async function serveFile(wb: Workbench, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  try {
+    const { file, contentType } = await resolveFile(wb, url.pathname, url.searchParams);
+    const st = await stat(file);
+    res.writeHead(200, { 'Content-Type': contentType, 'Content-Length': st.size, 'Cache-Control': 'private, max-age=60' });
+    if (req.method === 'HEAD') return void res.end();
+    createReadStream(file).on('error', () => res.destroy()).pipe(res);
+  } catch (e) {
+    if (e instanceof ApiError) return sendError(res, e.toBody());
+    sendError(res, { code: 'not-found', message: 'no such file' });
   }
+}
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+/** The renderer's files; unknown paths get index.html (client-side routes); never outside the folder. */
+async function serveStatic(rendererDir: string, req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  let rel: string;
+  try {
+    rel = decodeURIComponent(url.pathname);
+  } catch {
+    return sendError(res, { code: 'invalid', message: 'malformed percent-encoding in the path' });
+  }
+  if (rel.split('/').some((s) => s === '..') || rel.includes('\\') || rel.includes('\0')) return sendError(res, { code: 'invalid', message: "'..' is not allowed in paths" });
+  const root = await realpath(rendererDir).catch(() => null);
+  const index = root && (await stat(join(root, 'index.html')).then((s) => s.isFile(), () => false));
+  if (!root || !index) return sendHtml(res, 503, notBuiltPage(rendererDir));
+  let file = join(root, rel);
+  const real = await realpath(file).catch(() => null);
+  const isFile = real !== null && real.startsWith(root + sep) && (await stat(real)).isFile();
+  file = isFile ? real : join(root, 'index.html');
+  const type = STATIC_TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream';
+  const data = await readFile(file);
+  res.writeHead(200, { 'Content-Type': type, 'Content-Length': data.length, 'Cache-Control': file.endsWith('index.html') ? 'no-store' : 'private, max-age=3600' });
+  res.end(req.method === 'HEAD' ? undefined : data);
+}
+
+/** Trades a URL token for a cookie and drops it from the address bar (and from history). */
+function tokenToCookie(res: ServerResponse, url: URL, token: string): void {
+  url.searchParams.delete('token');
+  res.writeHead(302, {
+    'Set-Cookie': `${COOKIE}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/`,
+    Location: `${url.pathname}${url.search}`,
+    'Cache-Control': 'no-store',
+  });
+  res.end();
+}
+
+/** Every HTTP request: security headers and access checks, then the API, files or the renderer. */
+function requestHandler(o: { wb: Workbench; access: Access; maxBody: number; rendererDir: string }) {
+  return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     securityHeaders(res);
     const url = new URL(req.url ?? '/', 'http://localhost');
-    if (!hostAllowed(req)) return sendError(res, { code: 'unauthorized', message: 'this server only answers to a loopback host name' });
-    if (!authorized(req, url)) {
+    if (!o.access.hostAllowed(req)) return sendError(res, { code: 'unauthorized', message: 'this server only answers to a loopback host name' });
+    if (!o.access.authorized(req, url)) {
       req.resume();
       return sendError(res, { code: 'unauthorized', message: 'missing or wrong token: open the URL printed by cnx serve' });
     }
     // The URL parser silently resolves '..' (even as %2e%2e): look at the raw path before it does.
     if (hasDotSegment(req.url ?? '/')) return sendError(res, { code: 'invalid', message: "'..' and '.' are not allowed in paths" });
     const tokenInUrl = url.searchParams.get('token');
-    if (req.method === 'GET' && tokenInUrl !== null && !url.pathname.startsWith('/files/')) {
-      // Trade the URL token for a cookie and drop it from the address bar (and from history).
-      url.searchParams.delete('token');
-      res.writeHead(302, {
-        'Set-Cookie': `${COOKIE}=${encodeURIComponent(tokenInUrl)}; HttpOnly; SameSite=Strict; Path=/`,
-        Location: `${url.pathname}${url.search}`,
-        'Cache-Control': 'no-store',
-      });
-      return void res.end();
-    }
-    if (url.pathname.startsWith('/api/')) return serveApi(req, res, url.pathname.slice(5));
+    if (req.method === 'GET' && tokenInUrl !== null && !url.pathname.startsWith('/files/')) return tokenToCookie(res, url, tokenInUrl);
+    if (url.pathname.startsWith('/api/')) return serveApi(o.wb, o.maxBody, req, res, url.pathname.slice(5));
     if (req.method !== 'GET' && req.method !== 'HEAD') return sendError(res, { code: 'invalid', message: `${req.method} is not supported here` });
-    if (url.pathname.startsWith('/files/')) return serveFile(req, res, url);
-    return serveStatic(req, res, url);
-  }
+    if (url.pathname.startsWith('/files/')) return serveFile(o.wb, req, res, url);
+    return serveStatic(o.rendererDir, req, res, url);
+  };
+}
 
-  const server = createServer((req, res) => {
-    handle(req, res).catch((e: Error) => {
-      console.error(`cnx serve: ${req.method} ${req.url?.split('?')[0]}: ${e.stack ?? e.message}`);
-      if (!res.headersSent) sendError(res, { code: 'internal', message: e.message });
-      else res.destroy();
-    });
-  });
-  server.requestTimeout = 60_000;
-  server.headersTimeout = 20_000;
-
-  // Events: every connected client gets each hub batch as one text frame, the same string for all.
+/** Events on /ws: every connected client gets each hub batch as one text frame, the same string for all. */
+function eventSockets(server: Server, wb: Workbench, access: Access, maxBuffered: number) {
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 << 10 });
   const clients = new Set<WebSocket>();
   const unsubscribe = wb.hub.subscribe((batch: HubBatch) => {
@@ -284,7 +284,7 @@ export async function startWebServer(o: WebServerOptions): Promise<WebServer> {
       socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     };
     if (url.pathname !== '/ws') return refuse(404, 'Not Found');
-    if (!hostAllowed(req) || !originAllowed(req) || !authorized(req, url)) return refuse(401, 'Unauthorized');
+    if (!access.hostAllowed(req) || !access.originAllowed(req) || !access.authorized(req, url)) return refuse(401, 'Unauthorized');
     wss.handleUpgrade(req, socket, head, (ws) => {
       clients.add(ws);
       ws.on('close', () => clients.delete(ws));
@@ -293,6 +293,31 @@ export async function startWebServer(o: WebServerOptions): Promise<WebServer> {
       ws.on('message', () => undefined);
     });
   });
+  return {
+    clients,
+    close() {
+      unsubscribe();
+      for (const ws of clients) ws.terminate();
+      wss.close();
+    },
+  };
+}
+
+export async function startWebServer(o: WebServerOptions): Promise<WebServer> {
+  const host = o.host ?? '127.0.0.1';
+  const token = o.token ?? randomBytes(32).toString('base64url');
+  const access = accessRules(host, token);
+  const handle = requestHandler({ wb: o.workbench, access, maxBody: o.maxBodyBytes ?? 1 << 20, rendererDir: resolve(o.rendererDir) });
+  const server = createServer((req, res) => {
+    handle(req, res).catch((e: Error) => {
+      console.error(`cnx serve: ${req.method} ${req.url?.split('?')[0]}: ${e.stack ?? e.message}`);
+      if (!res.headersSent) sendError(res, { code: 'internal', message: e.message });
+      else res.destroy();
+    });
+  });
+  server.requestTimeout = 60_000;
+  server.headersTimeout = 20_000;
+  const sockets = eventSockets(server, o.workbench, access, o.maxClientBufferBytes ?? 64 << 20);
 
   await new Promise<void>((resolveListen, reject) => {
     server.once('error', reject);
@@ -301,7 +326,7 @@ export async function startWebServer(o: WebServerOptions): Promise<WebServer> {
       resolveListen();
     });
   });
-  port = (server.address() as AddressInfo).port;
+  const port = (server.address() as AddressInfo).port;
   const urlHost = host.includes(':') ? `[${host}]` : host;
 
   return {
@@ -311,12 +336,10 @@ export async function startWebServer(o: WebServerOptions): Promise<WebServer> {
     token,
     server,
     get clients() {
-      return clients.size;
+      return sockets.clients.size;
     },
     async close() {
-      unsubscribe();
-      for (const ws of clients) ws.terminate();
-      wss.close();
+      sockets.close();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
     },

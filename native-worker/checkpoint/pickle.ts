@@ -101,316 +101,284 @@ function describe(v: unknown): string {
   return typeof v;
 }
 
-/** Builds the value a pickle describes; throws CheckpointError for malformed or disallowed content. */
-export function unpickle(bytes: Uint8Array, options: UnpickleOptions): unknown {
-  const { file } = options;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let pos = 0;
-  let op = 0;
-  let opAt = 0;
-  const fail = (msg: string): never => {
-    throw new CheckpointError(`${file}: pickle opcode 0x${op.toString(16)} at byte ${opAt}: ${msg}`);
-  };
-  const take = (n: number): number => {
-    if (n < 0 || pos + n > bytes.byteLength) fail('unexpected end of data (truncated pickle)');
-    const at = pos;
-    pos += n;
+/** The global `module.name` as the caller allows it; refuses (CheckpointError) one it does not know. */
+function resolveGlobal(options: UnpickleOptions, module: string, name: string): PyGlobal {
+  const g = options.findGlobal(module, name);
+  if (!g) {
+    throw new CheckpointError(`${options.file}: refusing to load: the pickle asks for the global '${module}.${name}', which is not an allowed data type (nothing was executed)`);
+  }
+  return g;
+}
+
+/** The machine state: the input and its position, the stack, the stacks MARK set aside, and the memo. */
+class Unpickler {
+  pos = 0;
+  op = 0;
+  opAt = 0;
+  stack: unknown[] = [];
+  readonly marks: unknown[][] = [];
+  readonly memo = new Map<number, unknown>();
+  /** Set by STOP: the value the pickle describes. */
+  result: { value: unknown } | null = null;
+  private readonly view: DataView;
+
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly options: UnpickleOptions,
+  ) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  fail(msg: string): never {
+    throw new CheckpointError(`${this.options.file}: pickle opcode 0x${this.op.toString(16)} at byte ${this.opAt}: ${msg}`);
+  }
+
+  // ---- reading the opcode's arguments
+
+  take(n: number): number {
+    if (n < 0 || this.pos + n > this.bytes.byteLength) this.fail('unexpected end of data (truncated pickle)');
+    const at = this.pos;
+    this.pos += n;
     return at;
-  };
-  const u8 = () => bytes[take(1)]!;
-  const u16 = () => view.getUint16(take(2), true);
-  const u32 = () => view.getUint32(take(4), true);
-  const u64 = () => {
-    const v = view.getBigUint64(take(8), true);
-    if (v > BigInt(bytes.byteLength)) fail(`length ${v} exceeds the pickle`);
+  }
+  u8 = (): number => this.bytes[this.take(1)]!;
+  u16 = (): number => this.view.getUint16(this.take(2), true);
+  u32 = (): number => this.view.getUint32(this.take(4), true);
+  i32 = (): number => this.view.getInt32(this.take(4), true);
+  f64 = (): number => this.view.getFloat64(this.take(8), false);
+  u64(): number {
+    const v = this.view.getBigUint64(this.take(8), true);
+    if (v > BigInt(this.bytes.byteLength)) this.fail(`length ${v} exceeds the pickle`);
     return Number(v);
-  };
-  const raw = (n: number) => bytes.subarray(take(n), pos);
-  const utf8 = (n: number) => {
-    const b = raw(n);
+  }
+  raw(n: number): Uint8Array {
+    return this.bytes.subarray(this.take(n), this.pos);
+  }
+  utf8(n: number): string {
+    const b = this.raw(n);
     try {
       return new TextDecoder('utf-8', { fatal: true }).decode(b);
     } catch {
-      return fail('string is not valid UTF-8');
+      return this.fail('string is not valid UTF-8');
     }
-  };
-  const line = () => {
-    const end = bytes.indexOf(0x0a, pos);
-    if (end < 0) fail('unterminated line');
-    return new TextDecoder('latin1').decode(raw(end - pos + 1)).slice(0, -1);
-  };
-  const signedLong = (n: number): number | bigint => {
-    const b = raw(n);
+  }
+  line(): string {
+    const end = this.bytes.indexOf(0x0a, this.pos);
+    if (end < 0) this.fail('unterminated line');
+    return new TextDecoder('latin1').decode(this.raw(end - this.pos + 1)).slice(0, -1);
+  }
+  signedLong(n: number): number | bigint {
+    const b = this.raw(n);
     let v = 0n;
     for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]!);
     if (n > 0 && b[n - 1]! & 0x80) v -= 1n << BigInt(8 * n);
     return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
-  };
+  }
 
-  let stack: unknown[] = [];
-  const marks: unknown[][] = [];
-  const memo = new Map<number, unknown>();
-  const pop = (): unknown => {
-    if (!stack.length) fail('stack underflow');
-    return stack.pop();
-  };
-  const top = (): unknown => {
-    if (!stack.length) fail('stack underflow');
-    return stack[stack.length - 1];
-  };
-  const popMark = (): unknown[] => {
-    const items = stack;
-    const outer = marks.pop();
-    if (!outer) return fail('no MARK on the stack');
-    stack = outer;
+  // ---- the stack
+
+  push(v: unknown): void {
+    this.stack.push(v);
+  }
+  pop(): unknown {
+    if (!this.stack.length) this.fail('stack underflow');
+    return this.stack.pop();
+  }
+  top(): unknown {
+    if (!this.stack.length) this.fail('stack underflow');
+    return this.stack[this.stack.length - 1];
+  }
+  /** The items pushed since the last MARK; the stack below it becomes the stack again. */
+  popMark(): unknown[] {
+    const items = this.stack;
+    const outer = this.marks.pop();
+    if (!outer) return this.fail('no MARK on the stack');
+    this.stack = outer;
     return items;
-  };
-  const resolve = (module: string, name: string): PyGlobal => {
-    const g = options.findGlobal(module, name);
-    if (!g) {
-      throw new CheckpointError(
-        `${file}: refusing to load: the pickle asks for the global '${module}.${name}', which is not an allowed data type (nothing was executed)`,
-      );
-    }
-    return g;
-  };
-  const call = (callee: unknown, args: unknown): unknown => {
-    if (!isGlobal(callee) || !callee.call) return fail(`${describe(callee)} cannot be called`);
-    if (!Array.isArray(args)) return fail(`arguments for ${callee.qualifiedName} are a ${describe(args)}, not a tuple`);
-    return callee.call(args);
-  };
-  const setItems = (target: unknown, items: unknown[]) => {
-    if (!(target instanceof Map)) return fail(`cannot set items on a ${describe(target)}`);
-    if (items.length % 2) fail('odd number of items for a dict');
-    for (let i = 0; i < items.length; i += 2) target.set(items[i], items[i + 1]);
-  };
-  const appendItems = (target: unknown, items: unknown[]) => {
-    if (!isList(target)) return fail(`cannot append to a ${describe(target)}`);
-    target.push(...items);
-  };
+  }
+  getMemo(i: number): void {
+    if (!this.memo.has(i)) this.fail(`memo entry ${i} is not defined`);
+    this.push(this.memo.get(i));
+  }
 
-  for (;;) {
-    opAt = pos;
-    if (pos >= bytes.byteLength) throw new CheckpointError(`${file}: pickle ends at byte ${pos} without STOP (truncated pickle)`);
-    op = bytes[pos++]!;
-    switch (op) {
-      case PROTO:
-        if (u8() > 5) fail('unsupported pickle protocol');
-        break;
-      case FRAME:
-        take(8);
-        break;
-      case STOP:
-        if (marks.length) fail('unbalanced MARK at STOP');
-        return pop();
-      case MARK:
-        marks.push(stack);
-        stack = [];
-        break;
-      case POP:
-        pop();
-        break;
-      case POP_MARK:
-        popMark();
-        break;
-      case DUP:
-        stack.push(top());
-        break;
-      case NONE:
-        stack.push(null);
-        break;
-      case NEWTRUE:
-        stack.push(true);
-        break;
-      case NEWFALSE:
-        stack.push(false);
-        break;
-      case BININT:
-        stack.push(view.getInt32(take(4), true));
-        break;
-      case BININT1:
-        stack.push(u8());
-        break;
-      case BININT2:
-        stack.push(u16());
-        break;
-      case LONG1:
-        stack.push(signedLong(u8()));
-        break;
-      case LONG4: {
-        const n = view.getInt32(take(4), true);
-        if (n < 0) fail('negative LONG4 length');
-        stack.push(signedLong(n));
-        break;
-      }
-      case BINFLOAT:
-        stack.push(view.getFloat64(take(8), false));
-        break;
-      case SHORT_BINUNICODE:
-        stack.push(utf8(u8()));
-        break;
-      case BINUNICODE:
-        stack.push(utf8(u32()));
-        break;
-      case BINUNICODE8:
-        stack.push(utf8(u64()));
-        break;
-      // Python 2 byte strings: torch.load decodes them as UTF-8 text, so do we.
-      case SHORT_BINSTRING:
-        stack.push(utf8(u8()));
-        break;
-      case BINSTRING:
-        stack.push(utf8(view.getInt32(take(4), true)));
-        break;
-      case SHORT_BINBYTES:
-        stack.push(raw(u8()).slice());
-        break;
-      case BINBYTES:
-        stack.push(raw(u32()).slice());
-        break;
-      case BINBYTES8:
-        stack.push(raw(u64()).slice());
-        break;
-      case EMPTY_TUPLE:
-        stack.push(tuple([]));
-        break;
-      case TUPLE1:
-        stack.push(tuple([pop()]));
-        break;
-      case TUPLE2: {
-        const b = pop();
-        stack.push(tuple([pop(), b]));
-        break;
-      }
-      case TUPLE3: {
-        const c = pop();
-        const b = pop();
-        stack.push(tuple([pop(), b, c]));
-        break;
-      }
-      // popMark() swaps `stack`, so its result is taken before pushing.
-      case TUPLE: {
-        const items = popMark();
-        stack.push(tuple(items));
-        break;
-      }
-      case EMPTY_LIST:
-        stack.push([]);
-        break;
-      case LIST: {
-        const items = popMark();
-        stack.push(items);
-        break;
-      }
-      case EMPTY_DICT:
-        stack.push(new Map());
-        break;
-      case DICT: {
-        const d = new Map();
-        setItems(d, popMark());
-        stack.push(d);
-        break;
-      }
-      case EMPTY_SET:
-        stack.push(new Set());
-        break;
-      case FROZENSET: {
-        const items = popMark();
-        stack.push(new Set(items));
-        break;
-      }
-      case ADDITEMS: {
-        const items = popMark();
-        const s = top();
-        if (!(s instanceof Set)) fail(`cannot add items to a ${describe(s)}`);
-        for (const x of items) (s as Set<unknown>).add(x);
-        break;
-      }
-      case SETITEM: {
-        const v = pop();
-        const k = pop();
-        setItems(top(), [k, v]);
-        break;
-      }
-      case SETITEMS: {
-        const items = popMark();
-        setItems(top(), items);
-        break;
-      }
-      case APPEND: {
-        const v = pop();
-        appendItems(top(), [v]);
-        break;
-      }
-      case APPENDS: {
-        const items = popMark();
-        appendItems(top(), items);
-        break;
-      }
-      case GLOBAL: {
-        const module = line();
-        stack.push(resolve(module, line()));
-        break;
-      }
-      case STACK_GLOBAL: {
-        const name = pop();
-        const module = pop();
-        if (typeof module !== 'string' || typeof name !== 'string') fail('STACK_GLOBAL needs two strings');
-        stack.push(resolve(module as string, name as string));
-        break;
-      }
-      case REDUCE: {
-        const args = pop();
-        stack.push(call(pop(), args));
-        break;
-      }
-      case NEWOBJ: {
-        const args = pop();
-        stack.push(call(pop(), args));
-        break;
-      }
-      case NEWOBJ_EX: {
-        const kwargs = pop();
-        const args = pop();
-        if (!(kwargs instanceof Map) || kwargs.size) fail('keyword arguments are not supported');
-        stack.push(call(pop(), args));
-        break;
-      }
-      case BUILD: {
-        const state = pop();
-        const target = top();
-        // Python's default __setstate__: a dict (or (dict, slots) pair) of attributes.
-        const attrs = Array.isArray(state) && Object.isFrozen(state) && state.length === 2 ? state[0] : state;
-        if (target instanceof PyObject) {
-          if (attrs instanceof Map) for (const [k, v] of attrs) target.attrs.set(String(k), v);
-          else if (attrs !== null) fail(`cannot set the state of ${target.className} from a ${describe(attrs)}`);
-        } else if (!(target instanceof Map)) {
-          // Attributes on a dict (state_dict()'s `_metadata` version table) carry no tensors and are dropped.
-          fail(`cannot set the state of a ${describe(target)}`);
-        }
-        break;
-      }
-      case BINPERSID:
-        stack.push(options.persistentLoad(pop()));
-        break;
-      case BINPUT:
-        memo.set(u8(), top());
-        break;
-      case LONG_BINPUT:
-        memo.set(u32(), top());
-        break;
-      case MEMOIZE:
-        memo.set(memo.size, top());
-        break;
-      case BINGET:
-      case LONG_BINGET: {
-        const i = op === BINGET ? u8() : u32();
-        if (!memo.has(i)) fail(`memo entry ${i} is not defined`);
-        stack.push(memo.get(i));
-        break;
-      }
-      default:
-        fail('opcode not supported (torch.save never writes it)');
+  // ---- building values
+
+  call(callee: unknown, args: unknown): unknown {
+    if (!isGlobal(callee) || !callee.call) return this.fail(`${describe(callee)} cannot be called`);
+    if (!Array.isArray(args)) return this.fail(`arguments for ${callee.qualifiedName} are a ${describe(args)}, not a tuple`);
+    return callee.call(args);
+  }
+  setItems(target: unknown, items: unknown[]): void {
+    if (!(target instanceof Map)) return this.fail(`cannot set items on a ${describe(target)}`);
+    if (items.length % 2) this.fail('odd number of items for a dict');
+    for (let i = 0; i < items.length; i += 2) target.set(items[i], items[i + 1]);
+  }
+  appendItems(target: unknown, items: unknown[]): void {
+    if (!isList(target)) return this.fail(`cannot append to a ${describe(target)}`);
+    target.push(...items);
+  }
+  addItems(target: unknown, items: unknown[]): void {
+    if (!(target instanceof Set)) return this.fail(`cannot add items to a ${describe(target)}`);
+    for (const x of items) target.add(x);
+  }
+  /** Python's default __setstate__: a dict (or (dict, slots) pair) of attributes. */
+  build(target: unknown, state: unknown): void {
+    const attrs = Array.isArray(state) && Object.isFrozen(state) && state.length === 2 ? state[0] : state;
+    if (target instanceof PyObject) {
+      if (attrs instanceof Map) for (const [k, v] of attrs) target.attrs.set(String(k), v);
+      else if (attrs !== null) this.fail(`cannot set the state of ${target.className} from a ${describe(attrs)}`);
+    } else if (!(target instanceof Map)) {
+      // Attributes on a dict (state_dict()'s `_metadata` version table) carry no tensors and are dropped.
+      this.fail(`cannot set the state of a ${describe(target)}`);
     }
   }
+  stackGlobal(): PyGlobal {
+    const name = this.pop();
+    const module = this.pop();
+    if (typeof module !== 'string' || typeof name !== 'string') return this.fail('STACK_GLOBAL needs two strings');
+    return resolveGlobal(this.options, module, name);
+  }
+}
+
+type Handler = (u: Unpickler) => void;
+
+/** What each opcode does (the ones torch.save writes); any other opcode stops the load. */
+const OPCODES: ReadonlyMap<number, Handler> = new Map<number, Handler>([
+  // framing and control
+  [PROTO, (u) => {
+    if (u.u8() > 5) u.fail('unsupported pickle protocol');
+  }],
+  [FRAME, (u) => void u.take(8)],
+  [STOP, (u) => {
+    if (u.marks.length) u.fail('unbalanced MARK at STOP');
+    u.result = { value: u.pop() };
+  }],
+  [MARK, (u) => {
+    u.marks.push(u.stack);
+    u.stack = [];
+  }],
+  [POP, (u) => void u.pop()],
+  [POP_MARK, (u) => void u.popMark()],
+  [DUP, (u) => u.push(u.top())],
+  // scalars
+  [NONE, (u) => u.push(null)],
+  [NEWTRUE, (u) => u.push(true)],
+  [NEWFALSE, (u) => u.push(false)],
+  [BININT, (u) => u.push(u.i32())],
+  [BININT1, (u) => u.push(u.u8())],
+  [BININT2, (u) => u.push(u.u16())],
+  [LONG1, (u) => u.push(u.signedLong(u.u8()))],
+  [LONG4, (u) => {
+    const n = u.i32();
+    if (n < 0) u.fail('negative LONG4 length');
+    u.push(u.signedLong(n));
+  }],
+  [BINFLOAT, (u) => u.push(u.f64())],
+  // text and bytes; Python 2 byte strings (BINSTRING) are decoded as UTF-8 text, as torch.load does
+  [SHORT_BINUNICODE, (u) => u.push(u.utf8(u.u8()))],
+  [BINUNICODE, (u) => u.push(u.utf8(u.u32()))],
+  [BINUNICODE8, (u) => u.push(u.utf8(u.u64()))],
+  [SHORT_BINSTRING, (u) => u.push(u.utf8(u.u8()))],
+  [BINSTRING, (u) => u.push(u.utf8(u.i32()))],
+  [SHORT_BINBYTES, (u) => u.push(u.raw(u.u8()).slice())],
+  [BINBYTES, (u) => u.push(u.raw(u.u32()).slice())],
+  [BINBYTES8, (u) => u.push(u.raw(u.u64()).slice())],
+  // containers (popMark() swaps the stack, so its result is taken before pushing)
+  [EMPTY_TUPLE, (u) => u.push(tuple([]))],
+  [TUPLE1, (u) => u.push(tuple([u.pop()]))],
+  [TUPLE2, (u) => {
+    const b = u.pop();
+    u.push(tuple([u.pop(), b]));
+  }],
+  [TUPLE3, (u) => {
+    const c = u.pop();
+    const b = u.pop();
+    u.push(tuple([u.pop(), b, c]));
+  }],
+  [TUPLE, (u) => {
+    const items = u.popMark();
+    u.push(tuple(items));
+  }],
+  [EMPTY_LIST, (u) => u.push([])],
+  [LIST, (u) => {
+    const items = u.popMark();
+    u.push(items);
+  }],
+  [EMPTY_DICT, (u) => u.push(new Map())],
+  [DICT, (u) => {
+    const d = new Map();
+    u.setItems(d, u.popMark());
+    u.push(d);
+  }],
+  [EMPTY_SET, (u) => u.push(new Set())],
+  [FROZENSET, (u) => {
+    const items = u.popMark();
+    u.push(new Set(items));
+  }],
+  [ADDITEMS, (u) => {
+    const items = u.popMark();
+    u.addItems(u.top(), items);
+  }],
+  [SETITEM, (u) => {
+    const v = u.pop();
+    const k = u.pop();
+    u.setItems(u.top(), [k, v]);
+  }],
+  [SETITEMS, (u) => {
+    const items = u.popMark();
+    u.setItems(u.top(), items);
+  }],
+  [APPEND, (u) => {
+    const v = u.pop();
+    u.appendItems(u.top(), [v]);
+  }],
+  [APPENDS, (u) => {
+    const items = u.popMark();
+    u.appendItems(u.top(), items);
+  }],
+  // objects: only the allowed globals, called with positional arguments
+  [GLOBAL, (u) => {
+    const module = u.line();
+    u.push(resolveGlobal(u.options, module, u.line()));
+  }],
+  [STACK_GLOBAL, (u) => u.push(u.stackGlobal())],
+  [REDUCE, (u) => {
+    const args = u.pop();
+    u.push(u.call(u.pop(), args));
+  }],
+  [NEWOBJ, (u) => {
+    const args = u.pop();
+    u.push(u.call(u.pop(), args));
+  }],
+  [NEWOBJ_EX, (u) => {
+    const kwargs = u.pop();
+    const args = u.pop();
+    if (!(kwargs instanceof Map) || kwargs.size) u.fail('keyword arguments are not supported');
+    u.push(u.call(u.pop(), args));
+  }],
+  [BUILD, (u) => {
+    const state = u.pop();
+    u.build(u.top(), state);
+  }],
+  [BINPERSID, (u) => u.push(u.options.persistentLoad(u.pop()))],
+  // the memo
+  [BINPUT, (u) => void u.memo.set(u.u8(), u.top())],
+  [LONG_BINPUT, (u) => void u.memo.set(u.u32(), u.top())],
+  [MEMOIZE, (u) => void u.memo.set(u.memo.size, u.top())],
+  [BINGET, (u) => u.getMemo(u.u8())],
+  [LONG_BINGET, (u) => u.getMemo(u.u32())],
+]);
+
+/** Builds the value a pickle describes; throws CheckpointError for malformed or disallowed content. */
+export function unpickle(bytes: Uint8Array, options: UnpickleOptions): unknown {
+  const u = new Unpickler(bytes, options);
+  while (!u.result) {
+    u.opAt = u.pos;
+    if (u.pos >= bytes.byteLength) throw new CheckpointError(`${options.file}: pickle ends at byte ${u.pos} without STOP (truncated pickle)`);
+    u.op = bytes[u.pos++]!;
+    const handler = OPCODES.get(u.op);
+    if (!handler) return u.fail('opcode not supported (torch.save never writes it)');
+    handler(u);
+  }
+  return u.result.value;
 }

@@ -1,11 +1,11 @@
 // A trainer on the ONNX engine: builds the one-graph training step for fine-tuning (soft-target cross
 // entropy, stochastic depth) or FCMAE pretraining, compiles it, and runs steps with carried state.
 import type * as ort from 'onnxruntime-node';
-import { parseArch } from '../../common/variants.ts';
+import { type Arch, parseArch } from '../../common/variants.ts';
 import * as F from '../engine/functional.ts';
 import type { Graph, Value } from '../engine/ir.ts';
 import { CompiledGraph, type ProviderChoice, StepRunner, tensor } from '../engine/runtime.ts';
-import { blockCount, convnextFeatures, convnextHead, convnextParams } from '../nn/convnext.ts';
+import { type ConvNeXtConfig, blockCount, convnextFeatures, convnextHead, convnextParams } from '../nn/convnext.ts';
 import { type FcmaeConfig, FCMAE_DEFAULTS, checkFcmae, fcmaeForward, fcmaeParams, patchesPerSide } from '../nn/fcmae.ts';
 import { softCrossEntropy } from '../nn/losses.ts';
 import { type ParamSpec, type ParamValues, initParams } from '../nn/params.ts';
@@ -72,40 +72,124 @@ export interface Trainer {
 export const dropPathRates = (blocks: number, rate: number): number[] =>
   Array.from({ length: blocks }, (_, i) => (blocks > 1 ? (rate * i) / (blocks - 1) : 0));
 
-export async function createTrainer(cfg: TrainerConfig): Promise<Trainer> {
+/** What a trainer trains: the network (and FCMAE around it), its parameters, and drop path. */
+interface TrainedModel {
+  readonly arch: Arch;
+  readonly model: ConvNeXtConfig;
+  readonly fcmae: FcmaeConfig | null;
+  readonly specs: ParamSpec[];
+  readonly blocks: number;
+  readonly dropPathRate: number;
+}
+
+function trainedModel(cfg: TrainerConfig): TrainedModel {
   const arch = parseArch(cfg.arch);
-  const optim = { ...ADAMW_DEFAULTS, ...(cfg.kind === 'fcmae' ? { beta2: 0.95 } : {}), ...cfg.optim };
-  const dropPathRate = cfg.kind === 'finetune' ? (cfg.dropPathRate ?? 0) : 0;
-  const n = cfg.batch;
   const fcmae: FcmaeConfig | null = cfg.kind === 'fcmae' ? { ...FCMAE_DEFAULTS, ...cfg.fcmae, arch, inputSize: cfg.size } : null;
   if (fcmae) checkFcmae(fcmae);
   const model = { arch, numClasses: cfg.numClasses, ...(cfg.headInitScale !== undefined ? { headInitScale: cfg.headInitScale } : {}) };
   const specs = fcmae ? fcmaeParams(fcmae) : convnextParams(model);
-  const blocks = blockCount(arch);
-  const layerDecayType = cfg.layerDecayType ?? finetuneRecipe(cfg.arch).layerDecayType;
+  const dropPathRate = cfg.kind === 'finetune' ? (cfg.dropPathRate ?? 0) : 0;
+  return { arch, model, fcmae, specs, blocks: blockCount(arch), dropPathRate };
+}
 
-  const build = (g: Graph, p: ReadonlyMap<string, Value>) => {
+/** The loss graph of one batch: FCMAE's reconstruction loss, or soft cross-entropy of the classifier. */
+function lossGraph(cfg: TrainerConfig, m: TrainedModel) {
+  const n = cfg.batch;
+  return (g: Graph, p: ReadonlyMap<string, Value>) => {
     const image = g.input('image', 'float32', [n, 3, cfg.size, cfg.size]);
-    if (fcmae) {
-      const mask = g.input('mask', 'float32', [n, patchesPerSide(fcmae) ** 2]);
-      return { loss: fcmaeForward(fcmae, p, image, mask).loss };
+    if (m.fcmae) {
+      const mask = g.input('mask', 'float32', [n, patchesPerSide(m.fcmae) ** 2]);
+      return { loss: fcmaeForward(m.fcmae, p, image, mask).loss };
     }
     const target = g.input('target', 'float32', [n, cfg.numClasses]);
     let dropPath: Value[] | undefined;
-    if (dropPathRate > 0) {
-      const all = g.input('drop_path', 'float32', [blocks, n, 1, 1, 1]);
-      dropPath = Array.from({ length: blocks }, (_, k) => g.named(sliceBlock(all, k, n), `drop_path.${k}`));
+    if (m.dropPathRate > 0) {
+      const all = g.input('drop_path', 'float32', [m.blocks, n, 1, 1, 1]);
+      dropPath = Array.from({ length: m.blocks }, (_, k) => g.named(sliceBlock(all, k, n), `drop_path.${k}`));
     }
-    const { features } = convnextFeatures(model, p, image, dropPath ? { dropPath } : {});
-    const { logits } = convnextHead(model, p, features);
+    const { features } = convnextFeatures(m.model, p, image, dropPath ? { dropPath } : {});
+    const { logits } = convnextHead(m.model, p, features);
     return { loss: softCrossEntropy(logits, target), outputs: { logits } };
   };
-  const options = {
+}
+
+/** AdamW, weight decay, layer-wise lr decay and EMA as the step graphs take them. */
+function stepOptions(cfg: TrainerConfig, arch: Arch) {
+  const optim = { ...ADAMW_DEFAULTS, ...(cfg.kind === 'fcmae' ? { beta2: 0.95 } : {}), ...cfg.optim };
+  const layerDecayType = cfg.layerDecayType ?? finetuneRecipe(cfg.arch).layerDecayType;
+  return {
     optim,
     weightDecay: cfg.weightDecay ?? 0.05,
     ...(cfg.layerDecay ? { lrScale: (p: ParamSpec) => layerScale(p.name, arch.depths, cfg.layerDecay!, layerDecayType) } : {}),
     emaDecay: cfg.emaDecay ?? null,
   };
+}
+
+/** Weights, and the optimizer moments and EMA (resumed, or fresh: moments at zero, EMA at the weights). */
+function initialTensors(cfg: TrainerConfig, specs: readonly ParamSpec[], values: ParamValues): Map<string, ort.Tensor> {
+  const initial = new Map<string, ort.Tensor>();
+  for (const p of specs) {
+    const v = values.get(p.name);
+    if (!v) throw new Error(`initial weights lack ${p.name}`);
+    initial.set(p.name, tensor('float32', Float32Array.from(v), p.shape));
+    for (const k of ['exp_avg', 'exp_avg_sq', ...(cfg.emaDecay != null ? ['ema'] : [])]) {
+      const saved = cfg.resume?.state.get(`${p.name}.${k}`);
+      if (cfg.resume && !saved) throw new Error(`resume state lacks ${p.name}.${k}`);
+      const start = saved ?? (k === 'ema' ? v : new Float32Array(v.length));
+      initial.set(`${p.name}.${k}`, tensor('float32', Float32Array.from(start), p.shape));
+    }
+  }
+  return initial;
+}
+
+/** A batch as the graph's inputs. */
+function batchFeeds(cfg: TrainerConfig, m: TrainedModel, batch: Batch): Record<string, ort.Tensor> {
+  const n = cfg.batch;
+  const feeds: Record<string, ort.Tensor> = { image: tensor('float32', batch.image, [n, 3, cfg.size, cfg.size]) };
+  if (m.fcmae) {
+    if (!batch.mask) throw new Error('FCMAE step needs a mask');
+    feeds.mask = tensor('float32', batch.mask, [n, patchesPerSide(m.fcmae) ** 2]);
+  } else {
+    if (!batch.target) throw new Error('fine-tuning step needs targets');
+    feeds.target = tensor('float32', batch.target, [n, cfg.numClasses]);
+    if (m.dropPathRate > 0) {
+      if (!batch.dropPath) throw new Error('drop path is on: the batch needs dropPath factors');
+      feeds.drop_path = tensor('float32', batch.dropPath, [m.blocks, n, 1, 1, 1]);
+    }
+  }
+  return feeds;
+}
+
+const scalar = (out: Record<string, ort.Tensor>, k: string) => (out[k]!.data as Float32Array)[0]!;
+
+/** Gradient accumulation: the mean of the micro-batch gradients (as loss / accum would give), loss and last logits. */
+async function meanGradients(gradSession: CompiledGraph, runner: StepRunner, specs: readonly ParamSpec[], feeds: Record<string, ort.Tensor>[]) {
+  const accum = feeds.length;
+  const sums = new Map(specs.map((p) => [p.name, new Float32Array(p.shape.reduce((a, b) => a * b, 1))] as const));
+  let loss = 0;
+  let logits: Float32Array | undefined;
+  for (const f of feeds) {
+    const weights: Record<string, ort.Tensor> = {};
+    for (const p of specs) weights[p.name] = runner.current(p.name);
+    const out = await gradSession.run({ ...weights, ...f });
+    for (const p of specs) {
+      const g = out[`${p.name}_grad`]!.data as Float32Array;
+      const acc = sums.get(p.name)!;
+      for (let i = 0; i < acc.length; i++) acc[i]! += g[i]! / accum;
+    }
+    loss += scalar(out, 'loss') / accum;
+    if (out.logits) logits = out.logits.data as Float32Array;
+  }
+  const grads: Record<string, ort.Tensor> = {};
+  for (const p of specs) grads[`${p.name}.grad`] = tensor('float32', sums.get(p.name)!, p.shape);
+  return { grads, loss, logits };
+}
+
+export async function createTrainer(cfg: TrainerConfig): Promise<Trainer> {
+  const m = trainedModel(cfg);
+  const { specs } = m;
+  const build = lossGraph(cfg, m);
+  const options = stepOptions(cfg, m.arch);
   const accum = cfg.accumSteps ?? 1;
   const name = `${cfg.kind}_${cfg.arch}`;
   const sessionOptions = {
@@ -118,43 +202,14 @@ export async function createTrainer(cfg: TrainerConfig): Promise<Trainer> {
   const gradSession = accum > 1 ? await CompiledGraph.create(buildGradStep(`${name}_grad`, specs, build), sessionOptions) : null;
   const compiled = await CompiledGraph.create(step.graph, sessionOptions);
   const values = cfg.initial ?? initParams(specs, cfg.seed);
-  const initial = new Map<string, ort.Tensor>();
-  for (const p of specs) {
-    const v = values.get(p.name);
-    if (!v) throw new Error(`initial weights lack ${p.name}`);
-    initial.set(p.name, tensor('float32', Float32Array.from(v), p.shape));
-    for (const k of ['exp_avg', 'exp_avg_sq', ...(cfg.emaDecay != null ? ['ema'] : [])]) {
-      const saved = cfg.resume?.state.get(`${p.name}.${k}`);
-      if (cfg.resume && !saved) throw new Error(`resume state lacks ${p.name}.${k}`);
-      // A fresh EMA starts at the initial weights; fresh moments at zero.
-      const start = saved ?? (k === 'ema' ? v : new Float32Array(v.length));
-      initial.set(`${p.name}.${k}`, tensor('float32', Float32Array.from(start), p.shape));
-    }
-  }
-  const runner = new StepRunner(compiled, step.carry, initial);
+  const runner = new StepRunner(compiled, step.carry, initialTensors(cfg, specs, values));
   let count = cfg.resume?.step ?? 0;
-  const scalar = (out: Record<string, ort.Tensor>, k: string) => (out[k]!.data as Float32Array)[0]!;
-  const batchFeeds = (batch: Batch): Record<string, ort.Tensor> => {
-    const feeds: Record<string, ort.Tensor> = { image: tensor('float32', batch.image, [n, 3, cfg.size, cfg.size]) };
-    if (fcmae) {
-      if (!batch.mask) throw new Error('FCMAE step needs a mask');
-      feeds.mask = tensor('float32', batch.mask, [n, patchesPerSide(fcmae) ** 2]);
-    } else {
-      if (!batch.target) throw new Error('fine-tuning step needs targets');
-      feeds.target = tensor('float32', batch.target, [n, cfg.numClasses]);
-      if (dropPathRate > 0) {
-        if (!batch.dropPath) throw new Error('drop path is on: the batch needs dropPath factors');
-        feeds.drop_path = tensor('float32', batch.dropPath, [blocks, n, 1, 1, 1]);
-      }
-    }
-    return feeds;
-  };
 
   return {
     params: specs,
     graph: step.graph,
-    fcmae,
-    dropPathRate,
+    fcmae: m.fcmae,
+    dropPathRate: m.dropPathRate,
     get stepCount() {
       return count;
     },
@@ -166,29 +221,12 @@ export async function createTrainer(cfg: TrainerConfig): Promise<Trainer> {
         [STEP_INPUTS.step]: tensor('float32', Float32Array.of(count + 1), []),
       };
       if (!gradSession) {
-        const out = await runner.step({ ...batchFeeds(batches[0]!), ...scalars });
+        const out = await runner.step({ ...batchFeeds(cfg, m, batches[0]!), ...scalars });
         count++;
         return { loss: scalar(out, 'loss'), gradNorm: scalar(out, 'grad_norm'), ms: runner.lastStepMs, ...(out.logits ? { logits: out.logits.data as Float32Array } : {}) };
       }
-      // Gradient accumulation: mean of the micro-batch gradients, then one update (as loss / accum would give).
       const t0 = performance.now();
-      const sums = new Map(specs.map((p) => [p.name, new Float32Array(p.shape.reduce((a, b) => a * b, 1))] as const));
-      let loss = 0;
-      let logits: Float32Array | undefined;
-      for (const b of batches) {
-        const weights: Record<string, ort.Tensor> = {};
-        for (const p of specs) weights[p.name] = runner.current(p.name);
-        const out = await gradSession.run({ ...weights, ...batchFeeds(b) });
-        for (const p of specs) {
-          const g = out[`${p.name}_grad`]!.data as Float32Array;
-          const acc = sums.get(p.name)!;
-          for (let i = 0; i < acc.length; i++) acc[i]! += g[i]! / accum;
-        }
-        loss += scalar(out, 'loss') / accum;
-        if (out.logits) logits = out.logits.data as Float32Array;
-      }
-      const grads: Record<string, ort.Tensor> = {};
-      for (const p of specs) grads[`${p.name}.grad`] = tensor('float32', sums.get(p.name)!, p.shape);
+      const { grads, loss, logits } = await meanGradients(gradSession, runner, specs, batches.map((b) => batchFeeds(cfg, m, b)));
       const out = await runner.step({ ...grads, ...scalars });
       count++;
       return { loss, gradNorm: scalar(out, 'grad_norm'), ms: performance.now() - t0, ...(logits ? { logits } : {}) };
