@@ -10,6 +10,7 @@
 // IPC: ipcRenderer.invoke('cnx:api', method, request) -> ApiResult; events on channel 'cnx:events'.
 // Changes to this file are additive only: the renderer is built against it.
 import { z } from 'zod';
+import { CurationReport } from './curation.ts';
 import { JobConfig, type JobConfigInput } from './job.ts';
 import { SPLITS } from './manifest.ts';
 import { JobEvent } from './protocol.ts';
@@ -156,7 +157,11 @@ export const DuplicateGroup = z.object({
   key: z.string(),
   images: z.array(z.object({ id: int(1), path: z.string(), label: z.string().nullable(), split: z.string() })),
 });
-export const DatasetDupes = z.object({ dataset: z.string(), threshold: int(0, 32), exact: z.array(DuplicateGroup), near: z.array(DuplicateGroup) });
+export const DatasetDupes = z.object({
+  dataset: z.string(), threshold: int(0, 32), exact: z.array(DuplicateGroup), near: z.array(DuplicateGroup),
+  /** Embeddings above a cosine threshold, from the dataset's newest curation (empty without one). */
+  semantic: z.array(DuplicateGroup).default([]),
+});
 export type DatasetDupes = z.infer<typeof DatasetDupes>;
 
 export const ImageStatus = z.enum(['usable', 'corrupt', 'excluded', 'all']);
@@ -435,7 +440,7 @@ export type SystemInfo = z.infer<typeof SystemInfo>;
 // background (one at a time), with its own folder under the workspace's tasks/
 
 export const TaskId = z.string().regex(/^[a-z]+-[A-Za-z0-9_-]{1,80}$/, 'is not a task id');
-export const TaskKind = z.enum(['analysis', 'export', 'import', 'reconstruction']);
+export const TaskKind = z.enum(['analysis', 'export', 'import', 'reconstruction', 'curation']);
 export type TaskKind = z.infer<typeof TaskKind>;
 /** queued -> running -> completed | failed | cancelled; a workbench that stopped mid-task leaves it interrupted. */
 export const TaskState = z.enum(['queued', 'running', 'completed', 'failed', 'cancelled', 'interrupted']);
@@ -601,6 +606,26 @@ export const ImportedModel = z.object({
 });
 export type ImportedModel = z.infer<typeof ImportedModel>;
 
+// ---- curation: a checkpoint's embeddings of a dataset -> suspected label errors, outliers, semantic
+// near-duplicates and a 2D map (`cnx dataset issues` as a task; the report's schema is common/curation.ts).
+
+export const CurationRequest = z.strictObject({
+  dataset: DatasetName,
+  model: ModelRef,
+  /** Input size (default: the run's, else 224). */
+  size: multipleOf32.optional(),
+  /** Cosine similarity for semantic near-duplicate groups. */
+  threshold: z.number().gt(0).max(1).default(0.97),
+});
+export type CurationRequest = z.input<typeof CurationRequest>;
+const curationMethods = () => ({
+  /** Queues embedding + curation of a dataset with a model; follow it on taskState, then curation.result. */
+  'curation.start': method(CurationRequest, Task),
+  'curation.result': method(byTask, CurationReport),
+  /** Records that reviewed images keep their labels (an edit that changes nothing, in the history). */
+  'curation.keep': method(z.strictObject({ name: DatasetName, paths }), EditResult),
+});
+
 // ---- files (images, thumbnails, artifacts, task outputs) are fetched by URL, never through the request channel
 
 export type FileRef =
@@ -690,6 +715,7 @@ export const apiMethods = {
   /** Queues a check of a checkpoint file (`cnx inspect`); once it completes the file is listed by models.imported. */
   'models.import': method(z.strictObject({ file: absolutePath, name: z.string().min(1).max(200).optional() }), Task),
   'models.imported': method(Empty, z.array(ImportedModel)),
+  ...curationMethods(),
 
   'settings.get': method(Empty, Settings),
   'settings.update': method(SettingsUpdate, Settings),

@@ -3,6 +3,7 @@
 // in a small sorted list. Cost is n^2 * d multiply-adds: 10k x 320 dims is ~3e10 (seconds), 100k is ~3e12
 // (minutes on a laptop CPU); past a few hundred thousand images an approximate index (HNSW, IVF-PQ) would
 // have to replace it.
+import { UnionFind } from '../data/curate/dupes.ts';
 import { Graph } from '../engine/ir.ts';
 import * as F from '../engine/functional.ts';
 import { CompiledGraph, tensor } from '../engine/runtime.ts';
@@ -89,20 +90,13 @@ export function outlierScores(nb: Neighbours): Float32Array {
 /** Groups (connected components, size >= 2) of rows whose neighbour similarity is at least `threshold`. */
 export function similarGroups(nb: Neighbours, threshold: number): number[][] {
   const n = nb.index.length / nb.k;
-  const parent = Int32Array.from({ length: n }, (_, i) => i);
-  const find = (i: number): number => {
-    while (parent[i] !== i) i = parent[i] = parent[parent[i]!]!;
-    return i;
-  };
+  const sets = new UnionFind(n);
   for (let i = 0; i < n; i++) {
-    for (let j = 0; j < nb.k && nb.similarity[i * nb.k + j]! >= threshold; j++) {
-      const [a, b] = [find(i), find(nb.index[i * nb.k + j]!)];
-      if (a !== b) parent[Math.max(a, b)] = Math.min(a, b);
-    }
+    for (let j = 0; j < nb.k && nb.similarity[i * nb.k + j]! >= threshold; j++) sets.union(i, nb.index[i * nb.k + j]!);
   }
   const groups = new Map<number, number[]>();
   for (let i = 0; i < n; i++) {
-    const root = find(i);
+    const root = sets.find(i);
     const g = groups.get(root);
     if (g) g.push(i);
     else groups.set(root, [i]);

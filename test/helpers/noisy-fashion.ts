@@ -38,9 +38,11 @@ export async function noisyFashion(root: string, count: number, flip: number, se
   for (let i = 0; i < count; i++) {
     const truth = labels[i]!;
     const given = flipped.has(i) ? (truth + 1 + Math.floor(rng.uniform() * 9)) % 10 : truth;
-    const path = `${FASHION_CLASSES[given]}/${i}.png`;
-    await sharp(images.subarray(i * 784, (i + 1) * 784), { raw: { width: 28, height: 28, channels: 1 } }).png({ compressionLevel: 1 }).toFile(join(root, path));
-    items.push({ path, given, truth, flipped: flipped.has(i) });
+    items.push({ path: `${FASHION_CLASSES[given]}/${i}.png`, given, truth, flipped: flipped.has(i) });
+  }
+  // sharp encodes on its own thread pool: many files in flight at once.
+  for (let at = 0; at < count; at += 64) {
+    await Promise.all(items.slice(at, at + 64).map((x, k) => sharp(images.subarray((at + k) * 784, (at + k + 1) * 784), { raw: { width: 28, height: 28, channels: 1 } }).png({ compressionLevel: 1 }).toFile(join(root, x.path))));
   }
   const manifest = (list: Manifest['items']) => sealManifest({ version: 1, dataset: 'noisy-fashion', createdAt: new Date(0).toISOString(), root, classes: FASHION_CLASSES, items: list });
   const cleanItems = items.filter((x) => !x.flipped);

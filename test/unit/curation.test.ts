@@ -2,15 +2,14 @@
 // learning on a worked example, exact neighbours against brute force, and `cnx dataset embed / issues` on a
 // small catalog dataset: stored, resumed, invalidated by a changed file, refused for a run of other classes.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import sharp from 'sharp';
 import { sealManifest } from '../../common/manifest.ts';
 import { parseArch } from '../../common/variants.ts';
 import { saveCheckpoint } from '../../native-worker/checkpoint/load.ts';
 import { makeTensor } from '../../native-worker/checkpoint/tensor.ts';
+import { main } from '../../native-worker/cli.ts';
 import { confidentLearning } from '../../native-worker/curation/confident.ts';
 import { fromHalf, packHalf, toHalf, unpackHalf } from '../../native-worker/curation/half.ts';
 import { nearestNeighbours, outlierScores, similarGroups, unitRows } from '../../native-worker/curation/neighbours.ts';
@@ -121,9 +120,22 @@ test('exact neighbours across tiles agree with brute force; outliers and groups'
   assert.deepEqual(similarGroups(nb, 0.999), [[0, 1200]]);
 });
 
-function cnx(args: string[]) {
-  const r = spawnSync(process.execPath, ['bin/cnx.mjs', 'dataset', ...args], { encoding: 'utf8', env: { ...process.env, CNX_WORKSPACE: '' } });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr, json: () => JSON.parse(r.stdout) as Record<string, unknown> };
+/** `cnx dataset ...` in this process (a spawned cnx pays seconds of startup per call), output captured. */
+async function cnx(args: string[]) {
+  const out: string[] = [];
+  const err: string[] = [];
+  const [stdout, stderr, log, error] = [process.stdout.write, process.stderr.write, console.log, console.error];
+  process.stdout.write = ((s: string) => out.push(String(s)) > 0) as typeof process.stdout.write;
+  process.stderr.write = ((s: string) => err.push(String(s)) > 0) as typeof process.stderr.write;
+  console.log = (...a: unknown[]) => out.push(`${a.join(' ')}\n`);
+  console.error = (...a: unknown[]) => err.push(`${a.join(' ')}\n`);
+  let status: number;
+  try {
+    status = await main(['dataset', ...args]);
+  } finally {
+    [process.stdout.write, process.stderr.write, console.log, console.error] = [stdout, stderr, log, error];
+  }
+  return { status, stdout: out.join(''), stderr: err.join(''), json: () => JSON.parse(out.join('')) as Record<string, unknown> };
 }
 
 describe('cnx dataset embed / issues', () => {
@@ -141,7 +153,7 @@ describe('cnx dataset embed / issues', () => {
     const values = initParams(specs, 5);
     weights = join(root, 'atto.safetensors');
     await saveCheckpoint(weights, new Map(specs.map((p) => [p.name, makeTensor([...p.shape], values.get(p.name)!)])));
-    assert.equal(cnx(['import', join(root, 'data'), '--name', 'tints', '--workspace', ws, '--json']).status, 0);
+    assert.equal((await cnx(['import', join(root, 'data'), '--name', 'tints', '--workspace', ws, '--json'])).status, 0);
   });
   after(() => {
     removeDir(root);
@@ -149,20 +161,20 @@ describe('cnx dataset embed / issues', () => {
   });
 
   test('embed stores every image, a second run reuses them, a changed file is embedded again', async () => {
-    const first = cnx(['embed', 'tints', '--weights', weights, '--size', '32', '--batch', '10', '--workspace', ws, '--json']);
+    const first = await cnx(['embed', 'tints', '--weights', weights, '--size', '32', '--batch', '10', '--workspace', ws, '--json']);
     assert.equal(first.status, 0, first.stderr);
     const a = first.json();
     assert.deepEqual([a.images, a.computed, a.reused, a.dim, a.size, a.arch], [24, 24, 0, 320, 32, 'convnextv2_atto']);
-    const again = cnx(['embed', 'tints', '--weights', weights, '--size', '32', '--workspace', ws, '--json']).json();
+    const again = (await cnx(['embed', 'tints', '--weights', weights, '--size', '32', '--workspace', ws, '--json'])).json();
     assert.deepEqual([again.computed, again.reused], [0, 24]);
     await photo(999, 40, 40).png().toFile(join(root, 'data', 'red', '0.png'));
-    assert.equal(cnx(['import', join(root, 'data'), '--name', 'tints', '--workspace', ws, '--json']).status, 0);
-    const changed = cnx(['embed', 'tints', '--weights', weights, '--size', '32', '--workspace', ws, '--json']).json();
+    assert.equal((await cnx(['import', join(root, 'data'), '--name', 'tints', '--workspace', ws, '--json'])).status, 0);
+    const changed = (await cnx(['embed', 'tints', '--weights', weights, '--size', '32', '--workspace', ws, '--json'])).json();
     assert.deepEqual([changed.computed, changed.reused], [1, 23]);
   });
 
-  test('issues --json: label issues, outliers, groups, the map and timings', () => {
-    const r = cnx(['issues', 'tints', '--weights', weights, '--size', '32', '--folds', '3', '--workspace', ws, '--json']);
+  test('issues --json: label issues, outliers, groups, the map and timings', async () => {
+    const r = await cnx(['issues', 'tints', '--weights', weights, '--size', '32', '--folds', '3', '--workspace', ws, '--json']);
     assert.equal(r.status, 0, r.stderr);
     const s = r.json() as { labelIssues: { given: string; suggested: string; score: number }[]; outliers: unknown[]; classes: string[]; timings: Record<string, number>; report: string };
     assert.deepEqual(s.classes, ['blue', 'green', 'red']);
@@ -172,20 +184,20 @@ describe('cnx dataset embed / issues', () => {
     assert.match(s.report, /curation\.json$/);
   });
 
-  test('a checkpoint of a run fine-tuned on other classes is refused with the reason', () => {
+  test('a checkpoint of a run fine-tuned on other classes is refused with the reason', async () => {
     const run = join(root, 'run');
     mkdirSync(join(run, 'checkpoints'), { recursive: true });
     const manifest = join(run, 'manifest.json');
     writeFileSync(manifest, JSON.stringify(sealManifest({ version: 1, dataset: 'pets', createdAt: new Date(0).toISOString(), root, classes: ['cat', 'dog', 'fox'], items: [] })));
     writeFileSync(join(run, 'config.json'), JSON.stringify({ version: 1, kind: 'finetune', runDir: run, model: { arch: 'convnextv2_atto', numClasses: 3, inputSize: 32 }, data: { manifest, batchSize: 4 }, optim: { lr: 1e-3, totalSteps: 1 }, checkpointEverySteps: 1 }));
     const file = join(run, 'checkpoints', 'step-1.safetensors');
-    spawnSync('cp', [weights, file]);
-    const r = cnx(['embed', 'tints', '--weights', file, '--workspace', ws]);
+    copyFileSync(weights, file);
+    const r = await cnx(['embed', 'tints', '--weights', file, '--workspace', ws]);
     assert.equal(r.status, 2);
     assert.match(r.stderr, /fine-tuned on 3 classes \(cat, dog, fox\), dataset 'tints' has 3 \(blue, green, red\)/);
     const arch = JSON.parse(JSON.stringify({ version: 1, kind: 'finetune', runDir: run, model: { arch: 'convnext_atto', numClasses: 3, inputSize: 32 }, data: { manifest, batchSize: 4 }, optim: { lr: 1e-3, totalSteps: 1 }, checkpointEverySteps: 1 }));
     writeFileSync(join(run, 'config.json'), JSON.stringify(arch));
-    assert.match(cnx(['issues', 'tints', '--weights', file, '--workspace', ws]).stderr, /holds a convnextv2_atto model but its run .* trained convnext_atto/);
-    assert.match(cnx(['embed', 'tints', '--weights', weights, '--size', '48', '--workspace', ws]).stderr, /--size '48' is not a valid value/);
+    assert.match((await cnx(['issues', 'tints', '--weights', file, '--workspace', ws])).stderr, /holds a convnextv2_atto model but its run .* trained convnext_atto/);
+    assert.match((await cnx(['embed', 'tints', '--weights', weights, '--size', '48', '--workspace', ws])).stderr, /--size '48' is not a valid value/);
   });
 });

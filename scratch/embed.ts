@@ -1,0 +1,17 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Embedder, loadEncoder } from '../native-worker/curation/embedder.ts';
+import { embedItems, sha256File } from '../native-worker/curation/embed.ts';
+const dir = '/tmp/h15/data';
+const all = JSON.parse(readFileSync(join(dir, 'all.json'), 'utf8'));
+const n = Number(process.argv[2] ?? 10000);
+const items = all.items.slice(0, n).map((it: { path: string }, id: number) => ({ id, path: it.path, hash: createHash('sha1').update(readFileSync(join(dir, it.path))).digest('hex') }));
+const w = '/tmp/h15/run/checkpoints/step-10.safetensors';
+let t = performance.now();
+const enc = await loadEncoder(w);
+const emb = await Embedder.create(enc, Number(process.argv[3] ?? 128), 32, { threads: 2 });
+console.log('compile', performance.now() - t);
+const meta = { version: 1 as const, dataset: 'x', datasetId: 1, weights: w, weightsSha256: await sha256File(w), arch: enc.arch.name, size: 32, dim: emb.dim, createdAt: new Date().toISOString() };
+const r = await embedItems({ root: dir, items, dir: '/tmp/h15/store', meta, embedder: emb, progress: (d, t2) => d % 1280 === 0 && console.log(d, t2) });
+console.log('embed', r.seconds, r.computed, r.reused);

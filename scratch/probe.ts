@@ -1,0 +1,25 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { readRecords } from '../native-worker/curation/store.ts';
+import { unpackHalf } from '../native-worker/curation/half.ts';
+import { crossValidatedProbabilities } from '../native-worker/curation/probes.ts';
+import { confidentLearning } from '../native-worker/curation/confident.ts';
+const dir = '/tmp/h15/data';
+const all = JSON.parse(readFileSync(join(dir, 'all.json'), 'utf8'));
+const truth = JSON.parse(readFileSync(join(dir, 'truth.json'), 'utf8')) as boolean[];
+const recs = readRecords(process.argv[2]!, 320);
+const n = all.items.length, d = 320;
+const x = new Float32Array(n * d);
+for (let i = 0; i < n; i++) unpackHalf(recs.get(i)!.vector, x.subarray(i * d, (i + 1) * d));
+const labels = Int32Array.from(all.items, (it: { label: number }) => it.label);
+const opts = JSON.parse(process.argv[3] ?? '{}');
+let t = performance.now();
+const probs = crossValidatedProbabilities(x, d, labels, 10, opts);
+console.log('probes s', (performance.now() - t) / 1000);
+let acc = 0; for (let i = 0; i < n; i++) { const p = probs.subarray(i * 10, i * 10 + 10); if (p.indexOf(Math.max(...p)) === labels[i]) acc++; }
+const cl = confidentLearning(probs, labels, 10);
+const nflip = truth.filter(Boolean).length;
+const ranked = Array.from(cl.scores.keys()).sort((a, b) => cl.scores[b]! - cl.scores[a]!).slice(0, nflip);
+const hits = ranked.filter((i) => truth[i]).length;
+const fh = cl.issues.filter((q) => truth[q.row]).length;
+console.log(JSON.stringify({ opts, acc: acc / n, topN: hits / nflip, flagged: cl.issues.length, fp: fh / cl.issues.length, fr: fh / nflip }));
