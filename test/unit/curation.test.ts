@@ -176,12 +176,15 @@ describe('cnx dataset embed / issues', () => {
   test('issues --json: label issues, outliers, groups, the map and timings', async () => {
     const r = await cnx(['issues', 'tints', '--weights', weights, '--size', '32', '--folds', '3', '--workspace', ws, '--json']);
     assert.equal(r.status, 0, r.stderr);
-    const s = r.json() as { labelIssues: { given: string; suggested: string; score: number }[]; outliers: unknown[]; classes: string[]; timings: Record<string, number>; report: string };
+    const s = r.json() as { labelIssues: { given: string; suggested: string; score: number }[]; outliers: unknown[]; groups: { paths: string[] }[]; classes: string[]; timings: Record<string, number>; report: string };
     assert.deepEqual(s.classes, ['blue', 'green', 'red']);
     assert.equal(s.outliers.length, 24);
     for (const x of s.labelIssues) assert.ok(x.given !== x.suggested && x.score >= 0 && x.score <= 1);
     for (const k of ['embed', 'probes', 'neighbours', 'projection']) assert.ok(s.timings[k]! >= 0, k);
     assert.match(s.report, /curation\.json$/);
+    // The duplicate review includes the report's semantic groups.
+    const d = (await cnx(['dupes', 'tints', '--workspace', ws, '--json'])).json() as { semantic: { images: { path: string }[] }[] };
+    assert.deepEqual(d.semantic.map((g) => g.images.map((i) => i.path).sort()), s.groups.map((g) => [...g.paths].sort()));
   });
 
   test('a checkpoint of a run fine-tuned on other classes is refused with the reason', async () => {
