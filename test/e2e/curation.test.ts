@@ -64,6 +64,7 @@ describe('curation in Chromium', () => {
   const edits = async () => (await callApi<DatasetDetail>(served, 'datasets.get', { name: 'fashion' })).edits;
 
   step('Find issues runs embedding and curation as a task and shows the map', async () => {
+    await page.goto(served.url); // sets the token cookie
     await page.goto(`${served.origin}/#/datasets/fashion?tab=curation`);
     await page.getByRole('button', { name: 'File', exact: true }).click();
     await page.getByLabel('Checkpoint file').fill(weights);

@@ -1,0 +1,16 @@
+import { join } from 'node:path';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { findChromium, launchChromium, startServe } from '../test/e2e/helpers.ts';
+const served = await startServe({ workspace: mkdtempSync(join(tmpdir(), 'dbg-')) });
+const browser = await launchChromium(findChromium()!);
+const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
+page.on('pageerror', (e) => console.log('pageerror', e.message));
+page.on('console', (m) => console.log('console', m.text()));
+await page.goto(served.url);
+await page.goto(`${served.origin}/#/datasets/fashion?tab=curation`);
+await new Promise((r) => setTimeout(r, 5000));
+console.log((await page.locator('body').innerText()).slice(0, 1500));
+await page.screenshot({ path: '/tmp/h15/dbg.png' });
+await browser.close();
+await served.stop();
