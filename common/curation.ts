@@ -42,7 +42,7 @@ export const CurationReport = z.object({
   }),
   /** The off-diagonal of the confident joint, most suspect first. */
   labelIssues: z.array(LabelIssue),
-  /** Highest mean cosine distance to the k nearest neighbours first. */
+  /** Highest cosine distance to the k-th nearest neighbour first. */
   outliers: z.array(z.object({ imageId: z.number().int(), path: z.string(), score })),
   /** Cosine similarity at or above which images were grouped. */
   threshold: z.number(),

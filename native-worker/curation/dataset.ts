@@ -86,7 +86,7 @@ export async function curate(catalog: Catalog, e: DatasetEmbeddings, o: CurateOp
   const cl = probs ? confidentLearning(probs, labels, classes.length) : null;
   const unit = unitRows(vectors, dim);
   const [nb, neighbours] = await time(() => nearestNeighbours(unit, dim, Math.max(k, 15), (d, n) => o.progress?.(`neighbours: ${d}/${n}`, 0.4 + 0.3 * d / n)));
-  const outlier = outlierScores({ ...nb, index: firstK(nb.index, nb.k, k), similarity: firstK(nb.similarity, nb.k, k), k });
+  const outlier = outlierScores(nb, k);
   o.progress?.('map', 0.7);
   const [xy, projection] = await time(() => (o.map === false ? null : project(vectors, dim, nb)));
   const threshold = o.threshold ?? CURATE_DEFAULTS.threshold;
@@ -120,9 +120,3 @@ export function saveReport(dir: string, report: CurationReport): string {
 }
 
 const round = (v: number) => Math.round(v * 1e4) / 1e4;
-
-function firstK<T extends Int32Array | Float32Array>(a: T, stride: number, k: number): T {
-  const out = new (a.constructor as new (n: number) => T)((a.length / stride) * k);
-  for (let i = 0; i < a.length / stride; i++) out.set(a.subarray(i * stride, i * stride + k), i * k);
-  return out;
-}

@@ -77,14 +77,15 @@ function keep(index: Int32Array, sim: Float32Array, at: number, k: number, c: nu
   index[p] = c;
 }
 
-/** Outlier score per row: mean cosine distance (1 - similarity) to its k nearest neighbours. */
-export function outlierScores(nb: Neighbours): Float32Array {
+/**
+ * Outlier score per row: cosine distance (1 - similarity) to its k-th nearest neighbour (k <= nb.k). The
+ * k-th rather than the mean of the k: a handful (< k) of foreign images that resemble one another still
+ * stand out, because their k-th neighbour is already one of the dataset's own images.
+ */
+export function outlierScores(nb: Neighbours, k = nb.k): Float32Array {
   const n = nb.index.length / nb.k;
-  return Float32Array.from({ length: n }, (_, i) => {
-    let s = 0;
-    for (let j = 0; j < nb.k; j++) s += 1 - nb.similarity[i * nb.k + j]!;
-    return nb.k ? s / nb.k : 0;
-  });
+  if (!k) return new Float32Array(n);
+  return Float32Array.from({ length: n }, (_, i) => 1 - nb.similarity[i * nb.k + k - 1]!);
 }
 
 /** Groups (connected components, size >= 2) of rows whose neighbour similarity is at least `threshold`. */

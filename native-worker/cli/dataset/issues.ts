@@ -16,13 +16,13 @@ From the embeddings of --weights (computed and stored first when missing, as 'cn
   label issues   out-of-sample probabilities of k-fold cross-validated linear probes (multinomial logistic
                  regression), then confident learning: images in the off-diagonal of the confident joint,
                  each with the suggested label and a score (1 - p(given label)), most suspect first
-  outliers       mean cosine distance to the k nearest neighbours (exact search)
+  outliers       cosine distance to the k-th nearest neighbour (exact search)
   groups         semantic near-duplicates: images linked by cosine similarity >= --threshold
   map            a 2D projection (UMAP-style) for the app's map
 The full report is saved as curation.json beside the embeddings (and at --out FILE).
   --weights FILE    the checkpoint (a run's step-N.safetensors, or last.json / best.json)
   --folds N         cross-validation folds (default ${CURATE_DEFAULTS.folds})
-  --k N             neighbours for outlier scores (default ${CURATE_DEFAULTS.k})
+  --k N             the neighbour whose distance is the outlier score (default ${CURATE_DEFAULTS.k})
   --threshold X     cosine similarity for near-duplicate groups (default ${CURATE_DEFAULTS.threshold})
   --top N           issues and outliers to print (default 20; --json prints all)
   --no-map          skip the 2D map
@@ -67,7 +67,7 @@ export const issuesCommand: Command = {
       `${report.points.ids.length} images, ${report.arch} at ${report.size} px (${report.note}); embed ${t.embed.toFixed(1)} s, probes ${t.probes?.toFixed(1) ?? '-'} s, neighbours ${t.neighbours.toFixed(1)} s, map ${t.projection?.toFixed(1) ?? '-'} s`,
       `suspected label errors: ${report.labelIssues.length}`,
       ...report.labelIssues.slice(0, top).map((x) => `  ${x.score.toFixed(3)}  ${x.path}  given ${x.given}, suggested ${x.suggested}`),
-      `outliers (mean cosine distance to ${k} neighbours):`,
+      `outliers (cosine distance to the ${k}th nearest neighbour):`,
       ...report.outliers.slice(0, top).map((x) => `  ${x.score.toFixed(3)}  ${x.path}`),
       `semantic near-duplicate groups (cosine >= ${threshold}): ${report.groups.length}`,
       ...report.groups.slice(0, top).map((g) => `  ${g.paths.join('  ')}`),
