@@ -120,20 +120,33 @@ test('exact neighbours across tiles agree with brute force; outliers and groups'
   assert.deepEqual(similarGroups(nb, 0.999), [[0, 1200]]);
 });
 
-/** `cnx dataset ...` in this process (a spawned cnx pays seconds of startup per call), output captured. */
+test('outliers: a few planted points away from three tight clusters score highest, even as a group of 3', async () => {
+  const rng = new Rng(6);
+  const d = 16;
+  const centres = [0, 1, 2].map(() => Array.from({ length: d }, () => rng.normal()));
+  const odd = Array.from({ length: d }, () => rng.normal());
+  const rows = Array.from({ length: 603 }, (_, i) => (i < 600 ? centres[i % 3]! : odd).map((c) => c + 0.15 * rng.normal()));
+  const nb = await nearestNeighbours(unitRows(Float32Array.from(rows.flat()), d), d, 10);
+  const scores = outlierScores(nb, 5);
+  const top = Array.from(scores.keys()).sort((a, b) => scores[b]! - scores[a]!).slice(0, 3);
+  assert.deepEqual(top.sort(), [600, 601, 602]);
+});
+
+/**
+ * `cnx dataset ...` in this process (a spawned cnx pays seconds of startup per call), its console output
+ * captured. process.stdout itself stays alone: node's test runner reports through it.
+ */
 async function cnx(args: string[]) {
   const out: string[] = [];
   const err: string[] = [];
-  const [stdout, stderr, log, error] = [process.stdout.write, process.stderr.write, console.log, console.error];
-  process.stdout.write = ((s: string) => out.push(String(s)) > 0) as typeof process.stdout.write;
-  process.stderr.write = ((s: string) => err.push(String(s)) > 0) as typeof process.stderr.write;
+  const [log, error] = [console.log, console.error];
   console.log = (...a: unknown[]) => out.push(`${a.join(' ')}\n`);
   console.error = (...a: unknown[]) => err.push(`${a.join(' ')}\n`);
   let status: number;
   try {
     status = await main(['dataset', ...args]);
   } finally {
-    [process.stdout.write, process.stderr.write, console.log, console.error] = [stdout, stderr, log, error];
+    [console.log, console.error] = [log, error];
   }
   return { status, stdout: out.join(''), stderr: err.join(''), json: () => JSON.parse(out.join('')) as Record<string, unknown> };
 }
