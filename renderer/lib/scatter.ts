@@ -48,16 +48,25 @@ export const panBy = (v: View, dx: number, dy: number): View => ({ ...v, cx: v.c
 export function drawPoints(buf: Uint32Array, s: Size, xs: ArrayLike<number>, ys: ArrayLike<number>, colors: Uint32Array, v: View, background: number, dot = 2, order?: ArrayLike<number>): void {
   buf.fill(background);
   const { width, height } = s;
-  const ox = width / 2 - v.cx * v.scale;
-  const oy = height / 2 - v.cy * v.scale;
+  // Locals only inside the loop: `v` may be a reactive proxy, whose every read is a trap call.
+  const scale = v.scale;
+  const ox = width / 2 - v.cx * scale;
+  const oy = height / 2 - v.cy * scale;
   const n = xs.length;
   for (let k = 0; k < n; k++) {
     const i = order ? order[k]! : k;
-    const px = Math.floor(xs[i]! * v.scale + ox);
-    const py = Math.floor(ys[i]! * v.scale + oy);
+    const px = Math.floor(xs[i]! * scale + ox);
+    const py = Math.floor(ys[i]! * scale + oy);
     if (px < 0 || py < 0 || px + dot > width || py + dot > height) continue;
     const c = colors[i]!;
-    for (let dy = 0; dy < dot; dy++) buf.fill(c, (py + dy) * width + px, (py + dy) * width + px + dot);
+    const at = py * width + px;
+    if (dot === 2) {
+      // The common case without a call per row: four stores.
+      buf[at] = c;
+      buf[at + 1] = c;
+      buf[at + width] = c;
+      buf[at + width + 1] = c;
+    } else for (let dy = 0; dy < dot; dy++) buf.fill(c, at + dy * width, at + dy * width + dot);
   }
 }
 
