@@ -135,6 +135,7 @@ describe('curation in Chromium', () => {
     const outliers = page.getByRole('list', { name: 'Outliers' });
     await outliers.waitFor();
     assert.ok((await outliers.locator('img').count()) >= 20);
+    await page.waitForFunction(() => [...document.querySelectorAll<HTMLImageElement>('.outliers img')].slice(0, 20).every((i) => i.complete && i.naturalWidth > 0));
     await screenshot(page, 'c6-outliers');
     await page.goto(`${served.origin}/#/datasets/fashion?tab=duplicates`);
     await page.getByText(/\d+ exact · \d+ near · \d+ semantic groups/).waitFor();
