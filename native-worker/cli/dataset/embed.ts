@@ -36,17 +36,20 @@ export function embedSettings(v: { size?: string; batch?: string; provider?: str
   };
 }
 
+/** What embed and issues both read from their arguments: the dataset, the weights, the embedding settings. */
+export function embedTarget(parsed: { values: { weights?: string; size?: string; batch?: string; provider?: string; threads?: string; workspace?: string }; positionals: string[] }, help: string) {
+  const name = positional(parsed.positionals, 0, 'the dataset name', help);
+  noExtraPositionals(parsed.positionals, 1, help);
+  return { name, weights: requireWeights(parsed.values.weights, help), settings: embedSettings(parsed.values), workspace: resolveWorkspace(parsed.values.workspace) };
+}
+
 export const embedCommand: Command = {
   summary: 'embed every usable image with a checkpoint (stored per dataset and weights)',
   async run(args) {
     const parsed = parseOptions(args, { ...workspaceOption, ...jsonOption, ...embedOptions }, help);
     if (!parsed) return 0;
     const v = parsed.values;
-    const name = positional(parsed.positionals, 0, 'the dataset name', help);
-    noExtraPositionals(parsed.positionals, 1, help);
-    const weights = requireWeights(v.weights, help);
-    const settings = embedSettings(v);
-    const workspace = resolveWorkspace(v.workspace);
+    const { name, weights, settings, workspace } = embedTarget(parsed, help);
     const progress = createProgress();
     const r = await withCatalog(workspace, (catalog) => curationErrors(() => embedDataset(catalog, workspace, name, weights, { ...settings, progress: (line, f) => progress.update(line, f) })));
     progress.done();

@@ -3,12 +3,11 @@
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { CURATE_DEFAULTS, curate, embedDataset, saveReport } from '../../curation/dataset.ts';
-import { resolveWorkspace } from '../../workspace.ts';
 import { type Command, parseOptions } from '../command.ts';
 import { createProgress } from '../progress.ts';
-import { curationErrors, requireWeights } from './curation-shared.ts';
-import { embedOptions, embedSettings } from './embed.ts';
-import { JSON_HELP, WORKSPACE_HELP, jsonOption, noExtraPositionals, numberOption, positional, printJson, withCatalog, workspaceOption } from './shared.ts';
+import { curationErrors } from './curation-shared.ts';
+import { embedOptions, embedTarget } from './embed.ts';
+import { JSON_HELP, WORKSPACE_HELP, jsonOption, numberOption, printJson, withCatalog, workspaceOption } from './shared.ts';
 
 const help = `usage: cnx dataset issues <name> --weights FILE [options]
 
@@ -37,15 +36,11 @@ export const issuesCommand: Command = {
     const parsed = parseOptions(args, { ...workspaceOption, ...jsonOption, ...embedOptions, folds: { type: 'string' }, k: { type: 'string' }, threshold: { type: 'string' }, top: { type: 'string' }, 'no-map': { type: 'boolean' }, out: { type: 'string' } }, help);
     if (!parsed) return 0;
     const v = parsed.values;
-    const name = positional(parsed.positionals, 0, 'the dataset name', help);
-    noExtraPositionals(parsed.positionals, 1, help);
-    const weights = requireWeights(v.weights, help);
-    const settings = embedSettings(v);
+    const { name, weights, settings, workspace } = embedTarget(parsed, help);
     const folds = numberOption(v.folds, 'folds', CURATE_DEFAULTS.folds, (n) => Number.isInteger(n) && n >= 2 && n <= 20);
     const k = numberOption(v.k, 'k', CURATE_DEFAULTS.k, (n) => Number.isInteger(n) && n >= 1 && n <= 100);
     const threshold = numberOption(v.threshold, 'threshold', CURATE_DEFAULTS.threshold, (n) => n > 0 && n <= 1);
     const top = numberOption(v.top, 'top', 20, (n) => Number.isInteger(n) && n >= 0);
-    const workspace = resolveWorkspace(v.workspace);
     const progress = createProgress();
     const update = (line: string, f: number) => progress.update(line, f);
     const { report, file } = await withCatalog(workspace, (catalog) =>
