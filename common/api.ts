@@ -14,6 +14,8 @@
 // re-exports the domains, so every caller imports common/api.ts. The Electron transport's names are in
 // api/electron-transport.ts.
 import { z } from 'zod';
+import { CurationReport } from './curation.ts';
+import { CurationRequest } from './api/curation.ts';
 import { DatasetChanged, DatasetDetail, DatasetDupes, DatasetStats, DatasetSummary, EditPaths, EditResult, EditRow, ImagesPage, ImagesQuery, ImportRequest, ImportTask, ManifestExport, SplitCounts } from './api/datasets.ts';
 import { absolutePath, int } from './api/fields.ts';
 import { AnalysisRequest, AnalysisResult, ExportFileRequest, ExportRequest, ImportedModel, ReconstructionRequest, ReconstructionResult } from './api/models.ts';
@@ -22,6 +24,7 @@ import { Settings, SettingsUpdate, SystemInfo } from './api/system.ts';
 import { Task, TaskId, TaskKind } from './api/tasks.ts';
 import { DatasetName, RunId, RunState, Split } from './api/vocabulary.ts';
 
+export * from './api/curation.ts';
 export * from './api/datasets.ts';
 export * from './api/files.ts';
 export * from './api/models.ts';
@@ -101,6 +104,12 @@ export const apiMethods = {
   /** Queues a check of a checkpoint file (`cnx inspect`); once it completes the file is listed by models.imported. */
   'models.import': method(z.strictObject({ file: absolutePath, name: z.string().min(1).max(200).optional() }), Task),
   'models.imported': method(Empty, z.array(ImportedModel)),
+
+  /** Queues embedding + curation of a dataset with a model; follow it on taskState, then curation.result. */
+  'curation.start': method(CurationRequest, Task),
+  'curation.result': method(byTask, CurationReport),
+  /** Records that reviewed images keep their labels (an edit that changes nothing, in the history). */
+  'curation.keep': method(z.strictObject({ name: DatasetName, paths: EditPaths }), EditResult),
 
   'settings.get': method(Empty, Settings),
   'settings.update': method(SettingsUpdate, Settings),

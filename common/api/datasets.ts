@@ -71,7 +71,11 @@ export const DuplicateGroup = z.object({
   key: z.string(),
   images: z.array(z.object({ id: int(1), path: z.string(), label: z.string().nullable(), split: z.string() })),
 });
-export const DatasetDupes = z.object({ dataset: z.string(), threshold: int(0, 32), exact: z.array(DuplicateGroup), near: z.array(DuplicateGroup) });
+export const DatasetDupes = z.object({
+  dataset: z.string(), threshold: int(0, 32), exact: z.array(DuplicateGroup), near: z.array(DuplicateGroup),
+  /** Embeddings above a cosine threshold, from the dataset's newest curation (empty without one). */
+  semantic: z.array(DuplicateGroup).default([]),
+});
 export type DatasetDupes = z.infer<typeof DatasetDupes>;
 
 export const ImageStatus = z.enum(['usable', 'corrupt', 'excluded', 'all']);

@@ -9,3 +9,5 @@ export const absolutePath = z
   .min(1)
   .max(4096)
   .refine((p) => p.startsWith('/') || /^[A-Za-z]:[\\/]/.test(p) || p.startsWith('\\\\'), 'must be an absolute path');
+/** An input size the models take: a multiple of 32 (the stem and three downsamplings). */
+export const multipleOf32 = int(32, 1024).refine((s) => s % 32 === 0, 'must be a multiple of 32');

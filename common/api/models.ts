@@ -1,11 +1,10 @@
 // Models: what the tasks compute from checkpoints (analyses, exports, reconstructions) and the checkpoint
 // files brought into the workbench.
 import { z } from 'zod';
-import { absolutePath, int, isoTime, step } from './fields.ts';
+import { absolutePath, int, isoTime, multipleOf32, step } from './fields.ts';
 import { ModelRef, TaskId } from './tasks.ts';
 import { DatasetName, EngineName, RelativePath, RunId, Split } from './vocabulary.ts';
 
-const multipleOf32 = int(32, 1024).refine((s) => s % 32 === 0, 'must be a multiple of 32');
 
 export const AnalysisRequest = z.strictObject({
   /** The checkpoints to compare (V1 and V2, classifiers or FCMAE encoders), each with a label. */

@@ -6,7 +6,7 @@ import { RunError } from './runs.ts';
 import { RunId } from './vocabulary.ts';
 
 export const TaskId = z.string().regex(/^[a-z]+-[A-Za-z0-9_-]{1,80}$/, 'is not a task id');
-export const TaskKind = z.enum(['analysis', 'export', 'import', 'reconstruction']);
+export const TaskKind = z.enum(['analysis', 'export', 'import', 'reconstruction', 'curation']);
 export type TaskKind = z.infer<typeof TaskKind>;
 /** queued -> running -> completed | failed | cancelled; a workbench that stopped mid-task leaves it interrupted. */
 export const TaskState = z.enum(['queued', 'running', 'completed', 'failed', 'cancelled', 'interrupted']);

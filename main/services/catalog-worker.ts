@@ -4,6 +4,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { Catalog, CatalogError } from '../../native-worker/data/catalog/catalog.ts';
 import { DEFAULT_NEAR_THRESHOLD, exactDuplicateGroups, nearDuplicateGroups } from '../../native-worker/data/curate/dupes.ts';
+import { semanticDuplicateGroups } from '../../native-worker/curation/semantic-dupes.ts';
 import { ImportError, importDataset } from '../../native-worker/data/import/importer.ts';
 import { IdxError } from '../../native-worker/data/import/idx.ts';
 
@@ -32,7 +33,8 @@ async function run(task: CatalogTask, signal: AbortSignal, post: (m: CatalogWork
     }
     const ds = catalog.requireDataset(task.name);
     const threshold = task.threshold ?? DEFAULT_NEAR_THRESHOLD;
-    return { dataset: ds.name, threshold, exact: exactDuplicateGroups(catalog, ds.id), near: nearDuplicateGroups(catalog, ds.id, threshold) };
+    const semantic = semanticDuplicateGroups(catalog, task.workspace, ds.id);
+    return { dataset: ds.name, threshold, exact: exactDuplicateGroups(catalog, ds.id), near: nearDuplicateGroups(catalog, ds.id, threshold), semantic };
   } finally {
     catalog.close();
   }

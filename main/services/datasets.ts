@@ -22,7 +22,7 @@ import {
 } from '../../common/api.ts';
 import { CatalogError } from '../../native-worker/data/catalog/catalog.ts';
 import { FLAG_CORRUPT, FLAG_EXCLUDED, type DatasetRow, type Split } from '../../native-worker/data/catalog/types.ts';
-import { moveToSplit, relabel, setExcluded, stratifiedSplit, undoLastEdit } from '../../native-worker/data/curate/edits.ts';
+import { keepLabels, moveToSplit, relabel, setExcluded, stratifiedSplit, undoLastEdit } from '../../native-worker/data/curate/edits.ts';
 import { datasetStats } from '../../native-worker/data/curate/stats.ts';
 import { thumbnail } from '../../native-worker/data/curate/thumbs.ts';
 import { exportManifest } from '../../native-worker/data/manifest.ts';
@@ -172,6 +172,10 @@ export class DatasetService {
 
   move(name: string, paths: readonly string[], split: Split) {
     return this.edited(name, guard(() => moveToSplit(this.catalog, name, paths, split)));
+  }
+
+  keepLabels(name: string, paths: readonly string[]) {
+    return this.edited(name, guard(() => keepLabels(this.catalog, name, paths)));
   }
 
   exclude(name: string, paths: readonly string[], excluded: boolean) {

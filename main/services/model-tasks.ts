@@ -140,6 +140,16 @@ export class ModelTasks {
     ]);
   }
 
+  /** `cnx dataset issues` of a dataset with a model (embedding first where the workspace lacks it). */
+  async curation(r: ApiParsedRequest<'curation.start'>): Promise<ApiResponse<'curation.start'>> {
+    await this.datasets.get(r.dataset);
+    const { file, label } = await this.modelFile(r.model, 'model');
+    return this.tasks.start('curation', `${r.dataset} with ${label}`, { ...r }, (dir) => [
+      'dataset', 'issues', r.dataset, '--weights', file, '--workspace', this.store.workspace,
+      ...(r.size ? ['--size', String(r.size)] : []), '--threshold', String(r.threshold), '--out', join(dir, 'curation.json'), '--json',
+    ]);
+  }
+
   async importFile(r: ApiParsedRequest<'models.import'>): Promise<ApiResponse<'models.import'>> {
     await this.modelFile({ file: r.file }, 'file');
     const name = r.name ?? stem(r.file);

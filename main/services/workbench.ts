@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AnalysisResult, ApiError, ReconstructionResult, type ApiMethod, type ApiParsedRequest, type ApiResponse, type Checkpoint } from '../../common/api.ts';
+import { CurationReport } from '../../common/curation.ts';
 import { JobConfig } from '../../common/job.ts';
 import { DatasetService } from './datasets.ts';
 import { type EngineLauncher, type EngineResolver, type NodeRuntime, REPO_ROOT, cnxCommand, doctorResolver, engineLauncher, plainNode } from './engines.ts';
@@ -192,6 +193,9 @@ export class Workbench {
       'models.exportFile': (r) => models.exportFile(r),
       'models.import': (r) => models.importFile(r),
       'models.imported': () => models.imported(),
+      'curation.start': (r) => models.curation(r),
+      'curation.result': (r) => this.tasks.result(r.taskId, 'curation', 'curation.json', CurationReport),
+      'curation.keep': (r) => datasets.keepLabels(r.name, r.paths),
 
       'settings.get': () => settings.get(),
       'settings.update': (r) => {

@@ -9,6 +9,7 @@ import { FeatureProbe, activationGrid, grnStats, layersOf } from '../analysis/fe
 import { loadCheckpoint, saveCheckpoint } from '../checkpoint/load.ts';
 import type { ProviderChoice } from '../engine/runtime.ts';
 import type { TensorMap } from '../checkpoint/tensor.ts';
+import { encoderTensors } from '../jobs/inference.ts';
 import { readNpy, writeNpy } from '../data/npy.ts';
 import type { ParamValues } from '../nn/params.ts';
 import { type Command, CliError, parseOptions } from './command.ts';
@@ -90,17 +91,6 @@ export const analyzeCommand: Command = {
 const PROVIDERS: readonly ProviderChoice[] = ['auto', 'cpu', 'cuda', 'webgpu'];
 const slug = (name: string) => name.replace(/[^A-Za-z0-9_-]+/g, '-').slice(0, 60);
 const csvField = (s: string) => (/[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);
-
-/** The encoder's float32 tensors: a classifier's as they are, an FCMAE model's from under 'encoder.'. */
-function encoderTensors(tensors: TensorMap, fcmae: boolean): TensorMap {
-  const out: TensorMap = new Map();
-  for (const [k, t] of tensors) {
-    if (t.dtype !== 'float32') continue;
-    if (!fcmae) out.set(k, t);
-    else if (k.startsWith('encoder.')) out.set(k.slice('encoder.'.length), t);
-  }
-  return out;
-}
 
 /** One model's analysis input: the images in batches, the grid's block and image, a progress callback. */
 interface StatsJob {

@@ -1,8 +1,10 @@
 // cnx dataset <subcommand>: the catalog commands, one module each under cli/dataset/.
 import { type Command, CliError } from './command.ts';
 import { dupesCommand } from './dataset/dupes.ts';
+import { embedCommand } from './dataset/embed.ts';
 import { exportManifestCommand } from './dataset/export-manifest.ts';
 import { importCommand } from './dataset/import.ts';
+import { issuesCommand } from './dataset/issues.ts';
 import { listCommand } from './dataset/list.ts';
 import { splitCommand } from './dataset/split.ts';
 import { statsCommand } from './dataset/stats.ts';
@@ -13,6 +15,8 @@ const subcommands: Record<string, Command> = {
   list: listCommand,
   stats: statsCommand,
   dupes: dupesCommand,
+  embed: embedCommand,
+  issues: issuesCommand,
   split: splitCommand,
   undo: undoCommand,
   'export-manifest': exportManifestCommand,

@@ -4,7 +4,7 @@
 import type * as ort from 'onnxruntime-node';
 import { type Arch, parseArch } from '../../common/variants.ts';
 import { type LoadedCheckpoint, loadCheckpoint } from '../checkpoint/load.ts';
-import { CheckpointError } from '../checkpoint/tensor.ts';
+import { CheckpointError, type TensorMap } from '../checkpoint/tensor.ts';
 import { gradients } from '../engine/grad.ts';
 import { Graph, type Value } from '../engine/ir.ts';
 import { toOnnx } from '../engine/onnx.ts';
@@ -36,6 +36,17 @@ export async function loadModel(path: string, archName?: string): Promise<Loaded
   }
   const fc = ck.tensors.get('head.fc.weight');
   return { arch, kind: ck.arch.decoder ? 'fcmae' : 'classifier', numClasses: fc ? fc.shape[0]! : 0, weights, checkpoint: ck };
+}
+
+/** The encoder's float32 tensors: a classifier's as they are, an FCMAE model's from under 'encoder.'. */
+export function encoderTensors(tensors: TensorMap, fcmae: boolean): TensorMap {
+  const out: TensorMap = new Map();
+  for (const [k, t] of tensors) {
+    if (t.dtype !== 'float32') continue;
+    if (!fcmae) out.set(k, t);
+    else if (k.startsWith('encoder.')) out.set(k.slice('encoder.'.length), t);
+  }
+  return out;
 }
 
 function paramInputs(g: Graph, specs: readonly ParamSpec[]): Map<string, Value> {

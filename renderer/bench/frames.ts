@@ -24,6 +24,8 @@ export interface BenchApi {
   hoverChart(durationMs: number): Promise<FrameStats>;
   appendChart(durationMs: number, perFrame: number): Promise<FrameStats>;
   drawCost(times: number): { meanMs: number; maxMs: number };
+  panZoomMap(durationMs: number): Promise<FrameStats>;
+  mapDrawCost(times: number): { meanMs: number; maxMs: number };
 }
 
 declare global {

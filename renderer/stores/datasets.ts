@@ -151,6 +151,8 @@ export const useDatasetsStore = defineStore('datasets', () => {
   const exclude = (paths: string[], excluded: boolean) => edit((name) => api().datasets.exclude({ name, paths, excluded }));
   const resplit = (val: number, test: number, seed: number) => edit((name) => api().datasets.split({ name, val, test, seed }));
   const undo = () => edit((name) => api().datasets.undo({ name }));
+  /** A reviewed suspect label judged right: logged in the edit history, nothing changes. */
+  const keep = (paths: string[]) => edit((name) => api().curation.keep({ name, paths }));
 
   async function exportManifest(): Promise<void> {
     const name = current.value;
@@ -207,6 +209,6 @@ export const useDatasetsStore = defineStore('datasets', () => {
     list, listLoaded, listError, tasks, importError, current, detail, stats, detailError, revision,
     dupes, dupesThreshold, dupesLoading, dupesError, editing, editError, lastExport,
     loadList, startImport, cancelImport, dismissTask, open, loadDetail, loadDupes,
-    relabel, move, exclude, resplit, undo, exportManifest, remove, connect, disconnect,
+    relabel, move, exclude, keep, resplit, undo, exportManifest, remove, connect, disconnect,
   };
 });

@@ -3,7 +3,7 @@
 // they happened ('analysis', 'export', or a task id) so each view shows its own.
 import { defineStore } from 'pinia';
 import { computed, ref, shallowRef } from 'vue';
-import type { AnalysisRequest, ExportFileRequest, ExportRequest, ImportedModel, Task, TaskKind } from '../../common/api.ts';
+import type { AnalysisRequest, CurationRequest, ExportFileRequest, ExportRequest, ImportedModel, Task, TaskKind } from '../../common/api.ts';
 import { api } from '../api/client.ts';
 import { type ShownError, shownError } from '../lib/errors.ts';
 
@@ -55,7 +55,7 @@ export const useTasksStore = defineStore('tasks', () => {
   }
 
   /** Starts a task; a refusal is kept under `where` for the form that asked. */
-  async function started(where: 'analysis' | 'export' | 'import', call: () => Promise<Task>): Promise<Task | null> {
+  async function started(where: 'analysis' | 'export' | 'import' | 'curation', call: () => Promise<Task>): Promise<Task | null> {
     try {
       const t = await call();
       upsert(t);
@@ -69,6 +69,7 @@ export const useTasksStore = defineStore('tasks', () => {
   const analyze = (req: AnalysisRequest) => started('analysis', () => api().analysis.start(req));
   const exportModel = (req: ExportRequest) => started('export', () => api().models.export(req));
   const exportFile = (req: ExportFileRequest) => started('export', () => api().models.exportFile(req));
+  const curate = (req: CurationRequest) => started('curation', () => api().curation.start(req));
   const importModel = (file: string, name?: string) => started('import', () => api().models.import({ file, ...(name ? { name } : {}) }));
 
   async function cancel(taskId: string): Promise<void> {
@@ -101,6 +102,6 @@ export const useTasksStore = defineStore('tasks', () => {
 
   return {
     tasks, loaded, errors, imported, byId, ofKind, clearError: (where: string) => setError(where, null),
-    load, loadImported, analyze, exportModel, exportFile, importModel, cancel, remove, connect, disconnect,
+    load, loadImported, analyze, curate, exportModel, exportFile, importModel, cancel, remove, connect, disconnect,
   };
 });

@@ -1,7 +1,7 @@
-// Frame times of the UI's two big components in Debian's Chromium: the virtualized thumbnail grid over
-// 100k images (a steady fling and random jumps) and the canvas line chart over a million points (hover
-// read-out, live appends, and its raw draw cost). Prints a table and writes test-results/ui-bench.json
-// plus a screenshot. Run with `npm run bench:ui`.
+// Frame times of the UI's big components in Debian's Chromium: the virtualized thumbnail grid over
+// 100k images (a steady fling and random jumps), the canvas line chart over a million points (hover
+// read-out, live appends, and its raw draw cost), and the dataset map's 100k points panned and zoomed.
+// Prints a table and writes test-results/ui-bench.json plus a screenshot. Run with `npm run bench:ui`.
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -46,6 +46,8 @@ try {
     chartHover: await page.evaluate(() => window.bench.hoverChart(5000)),
     chartLiveAppend: await page.evaluate(() => window.bench.appendChart(5000, 200)),
     chartDrawCost: await page.evaluate(() => window.bench.drawCost(100)),
+    mapPanZoom: await page.evaluate(() => window.bench.panZoomMap(5000)),
+    mapDrawCost: await page.evaluate(() => window.bench.mapDrawCost(100)),
   };
   results.chartPoints = await page.evaluate(() => window.bench.points());
   await screenshot(page, 'bench-grid-and-chart');
@@ -59,7 +61,9 @@ try {
   console.log(row('grid: random jump every frame', results.gridJumps));
   console.log(row('chart 1M: hover read-out', results.chartHover));
   console.log(row('chart 1M+: +200 points/frame live', results.chartLiveAppend));
+  console.log(row('map 100k: pan + zoom every frame', results.mapPanZoom));
   console.log(`chart draw over 1M points: mean ${results.chartDrawCost.meanMs.toFixed(2)} ms, max ${results.chartDrawCost.maxMs.toFixed(2)} ms`);
+  console.log(`map draw over 100k points: mean ${results.mapDrawCost.meanMs.toFixed(2)} ms, max ${results.mapDrawCost.maxMs.toFixed(2)} ms`);
 } finally {
   await browser.close();
   server.close();

@@ -52,5 +52,5 @@ export function numberOption(value: string | undefined, name: string, fallback: 
 }
 
 export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  console.log(JSON.stringify(value, null, 2));
 }

@@ -347,6 +347,13 @@ export class Catalog {
     })();
   }
 
+  /** Logs a decision that changes no field (a reviewed label kept as it is); undo just marks it undone. */
+  recordNote(datasetId: number, kind: string, summary: string): EditRow {
+    const at = new Date().toISOString();
+    const id = Number(this.db.prepare('INSERT INTO edits (dataset_id, at, kind, summary) VALUES (?, ?, ?, ?)').run(datasetId, at, kind, summary).lastInsertRowid);
+    return { id, at, kind, summary, undoneAt: null, changes: 0 };
+  }
+
   /** The edit log, newest first. */
   edits(datasetId: number): EditRow[] {
     return this.db

@@ -39,7 +39,7 @@ function masksWithin(r: number): number[] {
   return out;
 }
 
-class UnionFind {
+export class UnionFind {
   private readonly parent: Int32Array;
   constructor(n: number) {
     this.parent = Int32Array.from({ length: n }, (_, i) => i);

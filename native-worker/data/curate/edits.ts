@@ -45,6 +45,14 @@ export function setExcluded(catalog: Catalog, dataset: string, paths: readonly s
   return catalog.recordEdit(ds.id, excluded ? 'exclude' : 'include', `${excluded ? 'exclude' : 'include'} ${images.length} image(s)`, changes);
 }
 
+/** Records that reviewed images keep their labels (a suspected label error judged right). */
+export function keepLabels(catalog: Catalog, dataset: string, paths: readonly string[]): EditRow {
+  const ds = catalog.requireDataset(dataset);
+  const images = imagesAt(catalog, ds.id, paths);
+  const what = images.length === 1 ? `${images[0]!.path} as ${images[0]!.label ?? '(unlabeled)'}` : `${images.length} image(s)`;
+  return catalog.recordNote(ds.id, 'review-keep', `reviewed: kept the label of ${what}`);
+}
+
 export interface SplitOptions {
   /** Fraction of each class that goes to val. */
   val: number;
