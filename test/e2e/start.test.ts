@@ -32,7 +32,7 @@ test('npm start without Electron serves the workbench, opens the browser and sto
       const timer = setTimeout(() => reject(new Error(`no URL within 240 s:\n${out}\n${err}`)), 240_000);
       child.stdout.setEncoding('utf8').on('data', (s: string) => {
         out += s;
-        const m = /^(http:\/\/127\.0\.0\.1:\d+\/\?token=\w+)$/m.exec(out);
+        const m = /^(http:\/\/127\.0\.0\.1:\d+\/\?token=[\w-]+)$/m.exec(out);
         if (m) resolve(m[1]!);
       });
       void exited.then((code) => reject(new Error(`npm start exited (${code}) before printing a URL:\n${out}\n${err}`)));
