@@ -13,7 +13,7 @@ const HELP = `usage: cnx launch (--slurm | --torchrun-multinode) --config JOB.js
 Writes a launch folder for a cluster (DIR on a filesystem every node sees):
   job.json        the job config, frozen (runDir, manifest and init weights point into DIR)
   manifest.json   the dataset manifest (its root must be readable on the nodes: --data-root)
-  engine/         the PyTorch engine (run_job.py + cnx_torch), run with the cluster's Python
+  engine/         the PyTorch engine (run_job.py + cnx_torch + common/variants.json), run with the cluster's Python
   run/            the run folder: checkpoints and events.jsonl, followed with \`cnx attach DIR/run\`
   submit.sbatch   (--slurm) sbatch it; requeued at the time limit, resumes from the last checkpoint
   launch-node.sh  (--torchrun-multinode) run it on every node with NODE_RANK and MASTER_ADDR set
@@ -38,6 +38,7 @@ const OPTIONS = {
 } as const;
 
 const TORCH_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'torch');
+const VARIANTS_JSON = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'common', 'variants.json');
 
 export interface LaunchPlan {
   dir: string;
@@ -127,6 +128,9 @@ function copyEngine(to: string): void {
   mkdirSync(join(to, 'cnx_torch'), { recursive: true });
   copyFileSync(join(TORCH_DIR, 'run_job.py'), join(to, 'run_job.py'));
   for (const f of readdirSync(join(TORCH_DIR, 'cnx_torch'))) if (f.endsWith('.py')) copyFileSync(join(TORCH_DIR, 'cnx_torch', f), join(to, 'cnx_torch', f));
+  // The variant table both engines read (cnx_torch/models.py finds it in the nearest ancestor's common/).
+  mkdirSync(join(to, 'common'), { recursive: true });
+  copyFileSync(VARIANTS_JSON, join(to, 'common', 'variants.json'));
 }
 
 const quote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;

@@ -25,8 +25,11 @@ Tensor = torch.Tensor
 
 
 def _variant_table() -> Dict[str, dict]:
-    """The variant table both engines read: common/variants.json at the repository (or app) root."""
-    path = Path(__file__).resolve().parents[3] / "common" / "variants.json"
+    """The variant table both engines read: common/variants.json at the repository (or app) root, or beside
+    the engine's folder in a cluster launch folder (engine/common/variants.json): the nearest ancestor's."""
+    here = Path(__file__).resolve()
+    found = [d / "common" / "variants.json" for d in here.parents if (d / "common" / "variants.json").is_file()]
+    path = found[0] if found else here.parents[3] / "common" / "variants.json"
     try:
         return json.loads(path.read_text(encoding="utf-8"))["variants"]
     except (OSError, ValueError, KeyError) as e:
