@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 
 from . import checkpoint as ckpt
+from .augment import apply_erasing
 from .config import JobConfig
 from .data import (EpochBatchSampler, ImageDataset, ManifestError, ManifestItem, SequentialBatchSampler,
                    load_manifest, make_loader, normalize)
@@ -32,9 +33,6 @@ from .recipes import MixupCutmix, ModelEma, classification_loss, default_layer_d
 from .safetensors_io import save_file
 
 Tensor = torch.Tensor
-
-PRETRAIN_SCALE = (0.2, 1.0)
-FINETUNE_SCALE = (0.08, 1.0)
 
 
 class JobError(RuntimeError):
@@ -211,7 +209,7 @@ class _Evaluator:
     @torch.no_grad()
     def run(self, model: nn.Module, cancel: CancelToken) -> Dict[str, Any]:
         k = self.cfg.model.num_classes
-        dataset = ImageDataset(self.items, self.cfg.model.input_size, False, FINETUNE_SCALE, self.cfg.data.seed)
+        dataset = ImageDataset(self.items, self.cfg.model.input_size, None, self.cfg.data.seed)
         loader = make_loader(dataset, SequentialBatchSampler(len(self.items), self.cfg.data.batch_size),
                              self.cfg.data.workers, self.device.type == "cuda", self.cfg.data.seed)
         confusion = torch.zeros(k, k, dtype=torch.int64, device=self.device)
@@ -482,9 +480,8 @@ class _Trainer:
                                     "state": ckpt.state_name(self.step), "top1": top1})
 
     # ---- training -------------------------------------------------------------------------------------
-    def _batches(self) -> Iterator[Tuple[Tensor, Tensor]]:
-        scale = PRETRAIN_SCALE if self.pretrain else FINETUNE_SCALE
-        dataset = ImageDataset(self.train_items, self.cfg.model.input_size, True, scale, self.cfg.data.seed)
+    def _batches(self) -> Iterator[Tuple[Tensor, Tensor, Tensor]]:
+        dataset = ImageDataset(self.train_items, self.cfg.model.input_size, self.cfg.data.augment, self.cfg.data.seed)
         try:
             sampler = EpochBatchSampler(len(dataset), self.cfg.data.batch_size, self.cfg.data.seed,
                                         self.micro_batches)
@@ -494,9 +491,12 @@ class _Trainer:
         loader = make_loader(dataset, sampler, self.cfg.data.workers, self.device.type == "cuda", self.cfg.data.seed)
         return iter(loader)
 
-    def _forward_loss(self, images: Tensor, labels: Tensor, micro: int) -> Tensor:
+    def _forward_loss(self, images: Tensor, labels: Tensor, erase: Tensor, micro: int) -> Tensor:
         x = normalize(images, self.device, self.cfg.channels_last)
         seed = self.cfg.data.seed
+        if self.cfg.data.augment.reprob > 0:
+            gen = torch.Generator().manual_seed(seed_from("erase", seed, self.step, micro))
+            x = apply_erasing(x, erase, self.cfg.data.augment.remode, gen)
         with autocast(self.device, self.precision):
             if self.pretrain:
                 gen = torch.Generator().manual_seed(seed_from("mask", seed, self.step, micro))
@@ -507,16 +507,16 @@ class _Trainer:
             logits = self.train_module(x)
             return classification_loss(logits, y, self.optim_cfg.label_smoothing)
 
-    def _train_step(self, batches: Iterator[Tuple[Tensor, Tensor]]) -> Dict[str, float]:
+    def _train_step(self, batches: Iterator[Tuple[Tensor, Tensor, Tensor]]) -> Dict[str, float]:
         opt = self.optim_cfg
         lr = lr_at(self.step, opt.lr, opt.warmup_steps, opt.total_steps, opt.min_lr)
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group["lr_scale"]
         total = torch.zeros((), device=self.device)
         for micro in range(opt.accum_steps):
-            images, labels = next(batches)
+            images, labels, erase = next(batches)
             self.micro_batches += 1
-            loss = self._forward_loss(images, labels, micro)
+            loss = self._forward_loss(images, labels, erase, micro)
             scaled = loss / opt.accum_steps
             (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
             total += loss.detach().float()
