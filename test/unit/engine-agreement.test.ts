@@ -46,7 +46,7 @@ const job = (runDir: string): JobConfigInput => ({
   version: 1, kind: 'finetune', runDir,
   model: { arch: 'convnextv2_atto', numClasses: 10, inputSize: 32, dropPathRate: 0.1 },
   data: { manifest, batchSize: 16, workers: 0, seed: 0, evalSplit: 'test' },
-  optim: { lr: 2e-3, totalSteps: STEPS, warmupSteps: STEPS / 10, weightDecay: 0.05, labelSmoothing: 0.1 },
+  optim: { lr: 2e-3, totalSteps: STEPS, warmupSteps: Math.round(STEPS / 10), weightDecay: 0.05, labelSmoothing: 0.1 },
   checkpointEverySteps: STEPS, evalEverySteps: STEPS, device: 'cpu',
 });
 
@@ -56,6 +56,7 @@ interface Curve {
 }
 
 function curve(events: JobEvent[]): Curve {
+  assert.deepEqual(events.at(-1), { v: 1, type: 'done', status: 'completed' }, JSON.stringify(events.filter((e) => e.type === 'error')));
   const losses = events.flatMap((e) => (e.type === 'metrics' ? [e.values.loss!] : []));
   assert.equal(losses.length, STEPS);
   const windows = Array.from({ length: STEPS / WINDOW }, (_, i) => losses.slice(i * WINDOW, (i + 1) * WINDOW).reduce((a, b) => a + b, 0) / WINDOW);
