@@ -39,8 +39,9 @@ const TRAINING = `training:
   --weight-decay X, --clip-grad X, --ema X, --seed N, --workers N
   --checkpoint-every N    steps between checkpoints (default: 10 per run)
   --init FILE             start from these weights (timm/official/FCMAE checkpoint)
-  --resume FILE           continue a run from its last.json or a step-N checkpoint
-augmentation (both engines; default: the paper's recipe for the job kind, docs/augmentation.md):
+  --resume FILE           continue a run from its last.json or a step-N checkpoint`;
+
+const AUGMENT = `augmentation (both engines; default: the paper's recipe for the job kind, docs/augmentation.md):
   --scale LO,HI           RandomResizedCrop area range (default 0.08,1; pretrain 0.2,1)
   --ratio LO,HI           RandomResizedCrop aspect range (default 0.75,1.333)
   --pad-crop N            pad N black pixels and crop at random instead of RandomResizedCrop (small images)
@@ -49,8 +50,8 @@ augmentation (both engines; default: the paper's recipe for the job kind, docs/a
   --reprob P, --remode pixel|rand|const, --recount N   random erasing (default 0.25, pixel, 1; pretrain 0)`;
 
 const HELP: Record<Kind, string> = {
-  pretrain: `usage: cnx pretrain [options]\n\nFCMAE self-supervised pretraining (mask ratio 0.6, norm-pix loss).\n${COMMON}\n${TRAINING}\n  --mask-ratio X          (default 0.6)`,
-  finetune: `usage: cnx finetune [options]\n\nSupervised fine-tuning with the paper's recipe for the variant.\n${COMMON}\n${TRAINING}\n  --eval-every N          steps between evaluations on the val split\n  --label-smoothing X, --mixup X, --cutmix X, --drop-path X, --layer-decay X, --head-init-scale X`,
+  pretrain: `usage: cnx pretrain [options]\n\nFCMAE self-supervised pretraining (mask ratio 0.6, norm-pix loss).\n${COMMON}\n${TRAINING}\n  --mask-ratio X          (default 0.6)\n${AUGMENT}`,
+  finetune: `usage: cnx finetune [options]\n\nSupervised fine-tuning with the paper's recipe for the variant.\n${COMMON}\n${TRAINING}\n  --eval-every N          steps between evaluations on the val split\n  --label-smoothing X, --mixup X, --cutmix X, --drop-path X, --layer-decay X, --head-init-scale X\n${AUGMENT}`,
   eval: `usage: cnx eval --weights FILE [options]\n\nTop-1/top-5, per-class accuracy and the confusion matrix on the val (or --split test) split.\n${COMMON}\n  --weights FILE          the classifier to evaluate\n  --split val|test`,
 };
 
