@@ -3,6 +3,7 @@
 // Unknown fields are errors; `lr` is the peak learning rate itself; `data.batchSize` is the global micro-batch,
 // split evenly over the processes of a data-parallel run (`devices`, `nproc`).
 import { z } from 'zod';
+import { type Augment, defaultAugment, parseRandAugment } from './augment.ts';
 import { parseArch } from './variants.ts';
 import { UserError } from './errors.ts';
 
@@ -42,12 +43,37 @@ export const FcmaeJobConfig = z.strictObject({
   normPixLoss: z.boolean().default(true),
 });
 
+const range = (lo: number, hi: number) => z.tuple([num(lo, hi), num(lo, hi)]).refine(([a, b]) => a <= b, 'must be [lo, hi] with lo <= hi');
+
+/** Training augmentation (common/augment.ts); fields left out take the job kind's recipe defaults. */
+export const AugmentConfig = z.strictObject({
+  scale: range(0, 1).refine(([a]) => a > 0, 'lo must be above 0').optional(),
+  ratio: range(0, 100).refine(([a]) => a > 0, 'lo must be above 0').optional(),
+  hflip: num(0, 1).optional(),
+  padCrop: int(0).nullable().optional(),
+  randAugment: z
+    .string()
+    .nullable()
+    .superRefine((s, ctx) => {
+      try {
+        if (s !== null) parseRandAugment(s);
+      } catch (e) {
+        ctx.addIssue({ code: 'custom', message: (e as Error).message });
+      }
+    })
+    .optional(),
+  reprob: num(0, 1).optional(),
+  remode: z.enum(['pixel', 'rand', 'const']).optional(),
+  recount: int(1).optional(),
+});
+
 export const DataConfig = z.strictObject({
   manifest: absPath,
   batchSize: int(1),
   workers: int(0).default(2),
   seed: int(0).default(0),
   evalSplit: z.enum(['val', 'test']).default('val'),
+  augment: AugmentConfig.default({}),
 });
 
 export const OptimConfig = z
@@ -118,6 +144,12 @@ export const JobConfig = z
       if (c.optim.layerDecay !== null) issue(['optim', 'layerDecay'], 'layer-wise lr decay applies to fine-tuning only');
       for (const k of ['mixup', 'cutmix', 'labelSmoothing'] as const) if (c.optim[k]) issue(['optim', k], 'applies to fine-tuning only');
     }
+  })
+  // Every augmentation value explicit after parsing, so both engines and the run's config.json show them.
+  .transform((c) => {
+    const given = Object.fromEntries(Object.entries(c.data.augment).filter(([, v]) => v !== undefined));
+    const augment: Augment = { ...defaultAugment(c.kind), ...(given as Partial<Augment>) };
+    return { ...c, data: { ...c.data, augment } };
   });
 
 export type JobConfig = z.infer<typeof JobConfig>;

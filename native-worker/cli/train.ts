@@ -45,9 +45,17 @@ const TRAINING = `training:
   --init FILE             start from these weights (timm/official/FCMAE checkpoint)
   --resume FILE           continue a run from its last.json or a step-N checkpoint`;
 
+const AUGMENT = `augmentation (both engines; default: the paper's recipe for the job kind, docs/augmentation.md):
+  --scale LO,HI           RandomResizedCrop area range (default 0.08,1; pretrain 0.2,1)
+  --ratio LO,HI           RandomResizedCrop aspect range (default 0.75,1.333)
+  --pad-crop N            pad N black pixels and crop at random instead of RandomResizedCrop (small images)
+  --hflip P               horizontal flip probability (default 0.5)
+  --aa POLICY|none        RandAugment as timm writes it (default rand-m9-mstd0.5-inc1; pretrain none)
+  --reprob P, --remode pixel|rand|const, --recount N   random erasing (default 0.25, pixel, 1; pretrain 0)`;
+
 const HELP: Record<Kind, string> = {
-  pretrain: `usage: cnx pretrain [options]\n\nFCMAE self-supervised pretraining (mask ratio 0.6, norm-pix loss).\n${COMMON}\n${TRAINING}\n  --mask-ratio X          (default 0.6)`,
-  finetune: `usage: cnx finetune [options]\n\nSupervised fine-tuning with the paper's recipe for the variant.\n${COMMON}\n${TRAINING}\n  --eval-every N          steps between evaluations on the val split\n  --label-smoothing X, --mixup X, --cutmix X, --drop-path X, --layer-decay X, --head-init-scale X`,
+  pretrain: `usage: cnx pretrain [options]\n\nFCMAE self-supervised pretraining (mask ratio 0.6, norm-pix loss).\n${COMMON}\n${TRAINING}\n  --mask-ratio X          (default 0.6)\n${AUGMENT}`,
+  finetune: `usage: cnx finetune [options]\n\nSupervised fine-tuning with the paper's recipe for the variant.\n${COMMON}\n${TRAINING}\n  --eval-every N          steps between evaluations on the val split\n  --label-smoothing X, --mixup X, --cutmix X, --drop-path X, --layer-decay X, --head-init-scale X\n${AUGMENT}`,
   eval: `usage: cnx eval --weights FILE [options]\n\nTop-1/top-5, per-class accuracy and the confusion matrix on the val (or --split test) split.\n${COMMON}\n  --weights FILE          the classifier to evaluate\n  --split val|test`,
 };
 
@@ -61,7 +69,34 @@ const OPTIONS = {
   'mask-ratio': { type: 'string' }, 'eval-every': { type: 'string' }, 'label-smoothing': { type: 'string' }, mixup: { type: 'string' },
   cutmix: { type: 'string' }, 'drop-path': { type: 'string' }, 'layer-decay': { type: 'string' }, 'head-init-scale': { type: 'string' },
   weights: { type: 'string' }, split: { type: 'string', default: 'val' }, threads: { type: 'string', default: '0' },
+  scale: { type: 'string' }, ratio: { type: 'string' }, 'pad-crop': { type: 'string' }, hflip: { type: 'string' }, aa: { type: 'string' },
+  reprob: { type: 'string' }, remode: { type: 'string' }, recount: { type: 'string' },
 } as const;
+
+type AugmentInput = NonNullable<JobConfigInput['data']['augment']>;
+
+/** data.augment from the command line: only what was given, the rest is the job kind's recipe. */
+function augmentOptions(v: Partial<Record<keyof typeof OPTIONS, string | boolean>>, num: (k: keyof typeof OPTIONS) => number | undefined): AugmentInput {
+  const pair = (k: 'scale' | 'ratio'): [number, number] | undefined => {
+    const s = v[k];
+    if (typeof s !== 'string') return undefined;
+    const parts = s.split(',').map(Number);
+    if (parts.length !== 2 || !parts.every(Number.isFinite)) throw new CliError(`--${k} must be two numbers LO,HI, got '${s}'`);
+    return [parts[0]!, parts[1]!];
+  };
+  const a: AugmentInput = {};
+  const scale = pair('scale');
+  const ratio = pair('ratio');
+  if (scale) a.scale = scale;
+  if (ratio) a.ratio = ratio;
+  if (v['pad-crop'] !== undefined) a.padCrop = num('pad-crop')!;
+  if (v.hflip !== undefined) a.hflip = num('hflip')!;
+  if (typeof v.aa === 'string') a.randAugment = v.aa === 'none' ? null : v.aa;
+  if (v.reprob !== undefined) a.reprob = num('reprob')!;
+  if (typeof v.remode === 'string') a.remode = v.remode as AugmentInput['remode'] & string;
+  if (v.recount !== undefined) a.recount = num('recount')!;
+  return a;
+}
 
 const TORCH_RUNNER = join(dirname(fileURLToPath(import.meta.url)), '..', 'torch', 'run_job.py');
 
@@ -106,7 +141,7 @@ function trainCommand(kind: Kind, summary: string): Command {
           arch, numClasses: kind === 'pretrain' ? 0 : manifest.classes.length, inputSize: num('size')!,
           ...(kind === 'finetune' ? { dropPathRate: num('drop-path', recipe.dropPath)!, headInitScale: num('head-init-scale', recipe.headInitScale)! } : {}),
         },
-        data: { manifest: manifestPath, batchSize: batch, seed: num('seed')!, evalSplit: v.split === 'test' ? 'test' : 'val', ...(v.workers ? { workers: num('workers')! } : {}) },
+        data: { manifest: manifestPath, batchSize: batch, seed: num('seed')!, evalSplit: v.split === 'test' ? 'test' : 'val', ...(v.workers ? { workers: num('workers')! } : {}), augment: augmentOptions(v, num) },
         device: v.device as 'auto',
         ...parallelOptions(v.devices, v.gpus, num('nproc')),
         ...(kind === 'pretrain' && v['mask-ratio'] ? { fcmae: { maskRatio: num('mask-ratio')! } } : {}),

@@ -167,7 +167,7 @@ async function train(cfg: JobConfig, o: RunOptions): Promise<JobStatus> {
   const perEpoch = Math.floor(trainCount / n);
   if (perEpoch < 1) throw new JobError(`${cfg.data.manifest}: ${trainCount} training images, fewer than one batch of ${n}`);
   const loader = createLoader({
-    manifest, split: 'train', batchSize: n, size, train: true, mode: pretrain ? 'pretrain' : 'finetune', seed: cfg.data.seed,
+    manifest, split: 'train', batchSize: n, size, train: true, mode: pretrain ? 'pretrain' : 'finetune', seed: cfg.data.seed, transform: cfg.data.augment,
     workers: cfg.data.workers, epochs: Math.ceil(((optim.totalSteps - (resume?.step ?? 0)) * optim.accumSteps) / perEpoch) + 1,
     resume: { epoch: Math.floor(microBatches / perEpoch), batch: microBatches % perEpoch },
   });

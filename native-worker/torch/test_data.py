@@ -14,6 +14,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from _testkit import write_manifest  # noqa: E402
+from cnx_torch.augment import default_augment  # noqa: E402
 from cnx_torch.data import (IMAGENET_MEAN, IMAGENET_STD, EpochBatchSampler, ImageDataset,  # noqa: E402
                             ManifestError, eval_transform, load_manifest, normalize, random_resized_crop_box)
 
@@ -61,10 +62,11 @@ class Transforms(unittest.TestCase):
     def test_grayscale_and_palette_images_become_rgb_crops(self) -> None:
         with tempfile.TemporaryDirectory() as d:
             manifest = load_manifest(write_manifest(d, count=4))
-            dataset = ImageDataset(manifest.items, 32, True, (0.08, 1.0), seed=0)
+            dataset = ImageDataset(manifest.items, 32, default_augment("finetune"), seed=0)
             for i in range(4):
-                x, label = dataset[(0, i)]
+                x, label, boxes = dataset[(0, i)]
                 self.assertEqual((x.shape, x.dtype), ((3, 32, 32), torch.uint8))
+                self.assertEqual(boxes.shape, (1, 4))
                 self.assertEqual(label, manifest.items[i].label)
             self.assertTrue(torch.equal(dataset[(0, 1)][0], dataset[(0, 1)][0]))  # same key, same crop
             self.assertFalse(torch.equal(dataset[(0, 1)][0], dataset[(1, 1)][0]))  # new epoch, new crop

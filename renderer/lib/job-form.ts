@@ -3,6 +3,7 @@
 // numbers as `cnx pretrain|finetune`), what is wrong with it and why, and the runs.create request it becomes.
 // The job config schema of common/job.ts checks the result too, so the form cannot disagree with the service.
 import type { EngineChoice, RunCreate, SystemInfo } from '../../common/api.ts';
+import { type EraseMode, defaultAugment, parseRandAugment } from '../../common/augment.ts';
 import { JobConfig, type JobConfigInput } from '../../common/job.ts';
 import { PRETRAIN_RECIPE, finetuneRecipe, scaledLr } from '../../common/recipes.ts';
 import { type ConvNeXtVersion, type VariantName, VARIANTS, timmModelName } from '../../common/variants.ts';
@@ -42,6 +43,16 @@ export interface TrainForm {
   mixup: number;
   cutmix: number;
   dropPath: number;
+  /** Training augmentation (data.augment, common/augment.ts): RandomResizedCrop's smallest area share. */
+  scaleMin: number;
+  /** Pad-crop padding in pixels instead of RandomResizedCrop; null: RandomResizedCrop. */
+  padCrop: number | null;
+  hflip: number;
+  /** timm RandAugment policy; '' for none. */
+  randAugment: string;
+  reprob: number;
+  remode: EraseMode;
+  recount: number;
   /** null: ten checkpoints per run. */
   checkpointEvery: number | null;
   evalEvery: number | null;
@@ -67,10 +78,20 @@ export function archOf(f: Pick<TrainForm, 'version' | 'variant'>): string {
   return timmModelName(f.variant, f.version);
 }
 
+type AugmentField = 'scaleMin' | 'padCrop' | 'hflip' | 'randAugment' | 'reprob' | 'remode' | 'recount';
+
 /** The paper's values for the form's kind and variant (EMA stays off: at 0.9999 it needs ~10k steps to matter). */
-export function recipeValues(kind: TrainKind, variant: VariantName): Pick<TrainForm, 'lr' | 'warmupSteps' | 'weightDecay' | 'layerDecay' | 'labelSmoothing' | 'mixup' | 'cutmix' | 'dropPath' | 'maskRatio' | 'emaDecay' | 'clipGrad'> {
+export function recipeValues(kind: TrainKind, variant: VariantName): Pick<TrainForm, 'lr' | 'warmupSteps' | 'weightDecay' | 'layerDecay' | 'labelSmoothing' | 'mixup' | 'cutmix' | 'dropPath' | 'maskRatio' | 'emaDecay' | 'clipGrad' | AugmentField> {
   const r = finetuneRecipe(timmModelName(variant, 2));
+  const a = defaultAugment(kind);
   return {
+    scaleMin: a.scale[0],
+    padCrop: a.padCrop,
+    hflip: a.hflip,
+    randAugment: a.randAugment ?? '',
+    reprob: a.reprob,
+    remode: a.remode,
+    recount: a.recount,
     lr: null,
     warmupSteps: null,
     weightDecay: kind === 'pretrain' ? PRETRAIN_RECIPE.weightDecay : r.weightDecay,
@@ -170,6 +191,13 @@ const CONFIG_FIELD: Record<string, string> = {
   'optim.mixup': 'mixup',
   'optim.cutmix': 'cutmix',
   'fcmae.maskRatio': 'maskRatio',
+  'data.augment.scale': 'scaleMin',
+  'data.augment.padCrop': 'padCrop',
+  'data.augment.hflip': 'hflip',
+  'data.augment.randAugment': 'randAugment',
+  'data.augment.reprob': 'reprob',
+  'data.augment.remode': 'remode',
+  'data.augment.recount': 'recount',
   checkpointEverySteps: 'checkpointEvery',
   evalEverySteps: 'evalEvery',
   'init.weights': 'init',
@@ -206,6 +234,7 @@ export function buildConfig(f: TrainForm, facts: DatasetFacts | null): JobConfig
   };
   if (pre) config.fcmae = { maskRatio: f.maskRatio };
   if (f.kind !== 'eval') {
+    config.data.augment = { scale: [f.scaleMin, 1], padCrop: f.padCrop, hflip: f.hflip, randAugment: f.randAugment.trim() || null, reprob: f.reprob, remode: f.remode, recount: f.recount };
     config.optim = {
       lr: r.lr,
       totalSteps: r.steps,
@@ -263,6 +292,7 @@ export function checkForm(f: TrainForm, facts: DatasetFacts | null, system: Syst
     if (!finite(f.clipGrad) || (f.clipGrad !== null && f.clipGrad <= 0)) error('clipGrad', 'must be a positive gradient norm, or empty for no clipping');
     if (f.emaDecay !== null && !(f.emaDecay >= 0 && f.emaDecay < 1)) error('emaDecay', 'must be in [0, 1), e.g. 0.9999; empty turns EMA off');
     if (f.checkpointEvery !== null && !(Number.isInteger(f.checkpointEvery) && f.checkpointEvery >= 1)) error('checkpointEvery', 'must be a whole number of steps, at least 1');
+    augmentProblems(f, error);
   }
   if (pre && !(f.maskRatio > 0 && f.maskRatio < 1)) error('maskRatio', 'must be between 0 and 1 (the paper masks 0.6 of the patches); some patches must stay visible');
   if (f.kind === 'finetune') {
@@ -299,6 +329,19 @@ export function checkForm(f: TrainForm, facts: DatasetFacts | null, system: Syst
     }
   }
   return out;
+}
+
+function augmentProblems(f: TrainForm, error: (field: string, message: string) => void): void {
+  if (!(f.scaleMin > 0 && f.scaleMin <= 1)) error('scaleMin', 'must be in (0, 1]: the smallest share of the image a random crop keeps');
+  if (f.padCrop !== null && !(Number.isInteger(f.padCrop) && f.padCrop >= 0)) error('padCrop', 'must be a whole number of pixels, or empty for RandomResizedCrop');
+  if (!(f.hflip >= 0 && f.hflip <= 1)) error('hflip', 'must be a probability in [0, 1]');
+  if (!(f.reprob >= 0 && f.reprob <= 1)) error('reprob', 'must be a probability in [0, 1]');
+  if (!(Number.isInteger(f.recount) && f.recount >= 1)) error('recount', 'must be a whole number of boxes, at least 1');
+  try {
+    if (f.randAugment.trim()) parseRandAugment(f.randAugment.trim());
+  } catch (e) {
+    error('randAugment', (e as Error).message);
+  }
 }
 
 /** The runs.create request for a valid form (the service re-validates and owns runDir and the manifest). */

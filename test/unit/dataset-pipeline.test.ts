@@ -12,7 +12,7 @@ import { readJpegHeader } from '../../native-worker/data/pipeline/jpeg-header.ts
 import { jpegDecoder } from '../../native-worker/data/pipeline/native-jpeg.ts';
 import { type Batch, createLoader } from '../../native-worker/data/pipeline/loader.ts';
 import { augmentationPreview } from '../../native-worker/data/pipeline/preview.ts';
-import { FILL, RAND_AUGMENT_OPS, type RgbImage, opByName } from '../../native-worker/data/pipeline/randaugment.ts';
+import { FILL, INCREASING_OPS, ORIGINAL_OPS, type RgbImage, opByName } from '../../native-worker/data/pipeline/randaugment.ts';
 import { roundHalfEven, sampleResizedCrop, sampleSeed, transformSample } from '../../native-worker/data/pipeline/transform.ts';
 import { Rng } from '../../native-worker/nn/random.ts';
 import { photo, photoPixels, removeDir, tempDir } from '../helpers/images.ts';
@@ -330,7 +330,7 @@ describe('RandAugment ops', () => {
   const rng = () => new Rng(1);
 
   test('every op keeps the shape and 8-bit range, and changes the image at magnitude 9', () => {
-    for (const op of RAND_AUGMENT_OPS) {
+    for (const op of [...INCREASING_OPS, ...ORIGINAL_OPS]) {
       const out = op.apply(img, 9, rng());
       assert.deepEqual([out.width, out.height, out.data.length], [40, 30, 40 * 30 * 3], op.name);
       assert.ok(!Buffer.from(out.data).equals(Buffer.from(img.data)), `${op.name} changes something`);

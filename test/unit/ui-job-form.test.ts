@@ -109,3 +109,17 @@ test('GPUs and processes become devices and nproc, checked against the GPUs foun
   assert.match(on(form({ engine: 'onnx', processes: 2 })).engine!, /needs the PyTorch engine/);
   assert.match(on(form({ engine: 'torch', processes: 3, batchSize: 64 })).batchSize!, /split over 3 processes: use a multiple of 3/);
 });
+
+test('augmentation: the kind\'s recipe by default, edits reach data.augment, a bad policy lands on its field', () => {
+  const ft = { ...defaultForm('finetune'), dataset: 'fmnist', inputSize: 32, batchSize: 8, lengthUnit: 'steps' as const, length: 4 };
+  const cfg = parseJobConfig({ ...buildRunCreate(ft, facts).config, data: { ...buildRunCreate(ft, facts).config.data, manifest: '/m.json' }, runDir: '/r' });
+  assert.deepEqual(cfg.data.augment, { scale: [0.08, 1], ratio: [3 / 4, 4 / 3], hflip: 0.5, padCrop: null, randAugment: 'rand-m9-mstd0.5-inc1', reprob: 0.25, remode: 'pixel', recount: 1 });
+  const pre = parseJobConfig({ ...buildRunCreate(form(), facts).config, data: { ...buildRunCreate(form(), facts).config.data, manifest: '/m.json' }, runDir: '/r' });
+  assert.deepEqual([pre.data.augment.scale, pre.data.augment.randAugment, pre.data.augment.reprob], [[0.2, 1], null, 0]);
+  const small = { ...ft, padCrop: 4, randAugment: '', reprob: 0.5, remode: 'rand' as const, recount: 2 };
+  assert.deepEqual(buildRunCreate(small, facts).config.data.augment, { scale: [0.08, 1], padCrop: 4, hflip: 0.5, randAugment: null, reprob: 0.5, remode: 'rand', recount: 2 });
+  const bad = Object.fromEntries(errorsOf({ ...ft, randAugment: 'rand-m9-w0', reprob: 2 }).map((p) => [p.field, p.message]));
+  assert.match(bad.randAugment!, /unknown section 'w0'/);
+  assert.match(bad.reprob!, /probability/);
+  assert.equal(formFieldOf('config.data.augment.randAugment'), 'randAugment');
+});

@@ -1,8 +1,8 @@
-// RandAugment as timm's `rand-m{M}-mstd{S}-inc1` (the ConvNeXt fine-tuning recipe) on 8-bit RGB images:
-// the same 15 "increasing" ops, level functions and fill colour. Geometric ops sample bilinearly where timm
+// RandAugment as timm's policy strings describe it (`rand-m9-mstd0.5-inc1` is the ConvNeXt fine-tuning
+// recipe) on 8-bit RGB images: timm's two 15-op sets, level functions and fill colour. Geometric ops sample bilinearly where timm
 // uses PIL bicubic; for augmentation the difference does not matter and bilinear is a third of the work.
 import type { Rng } from '../../nn/random.ts';
-import type { RandAugmentConfig } from './config.ts';
+import type { RandAugmentPolicy } from '../../../common/augment.ts';
 
 /** Interleaved RGB, row-major: data[(y * width + x) * 3 + c]. */
 export interface RgbImage {
@@ -82,17 +82,20 @@ function equalize(img: RgbImage): RgbImage {
 /** ITU-R 601 luma as PIL's convert('L') computes it. */
 const luma = (r: number, g: number, b: number) => (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16;
 
-/** PIL ImageEnhance: out = degenerate + factor * (img - degenerate), clipped. */
+/** PIL's blend truncates toward zero before clipping, as its C code converts float to int. */
+const clampTrunc8 = (v: number) => (v < 0 ? 0 : v > 255 ? 255 : Math.trunc(v));
+
+/** PIL ImageEnhance: out = degenerate + factor * (img - degenerate), truncated and clipped. */
 function blend(img: RgbImage, degenerate: Uint8Array | ((i: number) => number), factor: number): RgbImage {
   const src = img.data;
   const out = new Uint8Array(src.length);
   if (typeof degenerate === 'function') {
     for (let i = 0; i < src.length; i++) {
       const d = degenerate(i);
-      out[i] = clamp8(d + factor * (src[i]! - d));
+      out[i] = clampTrunc8(d + factor * (src[i]! - d));
     }
   } else {
-    for (let i = 0; i < src.length; i++) out[i] = clamp8(degenerate[i]! + factor * (src[i]! - degenerate[i]!));
+    for (let i = 0; i < src.length; i++) out[i] = clampTrunc8(degenerate[i]! + factor * (src[i]! - degenerate[i]!));
   }
   return { ...img, data: out };
 }
@@ -190,58 +193,87 @@ interface Op {
   apply(img: RgbImage, magnitude: number, rng: Rng): RgbImage;
 }
 
-/** timm's _RAND_INCREASING_TRANSFORMS with their level-to-argument functions (magnitude m in 0..10). */
-export const RAND_AUGMENT_OPS: readonly Op[] = [
-  { name: 'AutoContrast', apply: (img) => autoContrast(img) },
-  { name: 'Equalize', apply: (img) => equalize(img) },
-  { name: 'Invert', apply: (img) => mapLut(img, sameLut((v) => 255 - v)) },
-  { name: 'Rotate', apply: (img, m, rng) => rotate(img, randomlyNegate((m / MAX_MAGNITUDE) * 30, rng)) },
-  {
-    name: 'PosterizeIncreasing',
-    apply: (img, m) => {
-      const bits = 4 - Math.trunc((m / MAX_MAGNITUDE) * 4);
-      if (bits >= 8) return img;
-      const mask = ~((1 << (8 - bits)) - 1) & 0xff;
-      return mapLut(img, sameLut((v) => v & mask));
-    },
+const posterize = (img: RgbImage, bits: number): RgbImage => {
+  if (bits >= 8) return img;
+  const mask = ~((1 << (8 - bits)) - 1) & 0xff;
+  return mapLut(img, sameLut((v) => v & mask));
+};
+const solarize = (img: RgbImage, threshold: number) => mapLut(img, sameLut((v) => (v < threshold ? v : 255 - v)));
+/** timm's _enhance_increasing_level_to_arg: 1 +- 0.9 m/10, the sign drawn. */
+const increasingFactor = (m: number, rng: Rng) => 1 + randomlyNegate((m / MAX_MAGNITUDE) * 0.9, rng);
+/** timm's _enhance_level_to_arg: 0.1 .. 1.9 as m goes 0 .. 10 (1.0 at m = 5). */
+const factor = (m: number) => (m / MAX_MAGNITUDE) * 1.8 + 0.1;
+
+/** Ops common to both of timm's sets, with their level-to-argument functions (magnitude m in 0..10). */
+const SHARED: Record<string, Op['apply']> = {
+  AutoContrast: (img) => autoContrast(img),
+  Equalize: (img) => equalize(img),
+  Invert: (img) => mapLut(img, sameLut((v) => 255 - v)),
+  Rotate: (img, m, rng) => rotate(img, randomlyNegate((m / MAX_MAGNITUDE) * 30, rng)),
+  SolarizeAdd: (img, m) => {
+    const add = Math.trunc((m / MAX_MAGNITUDE) * 110);
+    return mapLut(img, sameLut((v) => (v < 128 ? Math.min(255, v + add) : v)));
   },
+  ShearX: (img, m, rng) => affine(img, [1, randomlyNegate((m / MAX_MAGNITUDE) * 0.3, rng), 0, 0, 1, 0]),
+  ShearY: (img, m, rng) => affine(img, [1, 0, 0, randomlyNegate((m / MAX_MAGNITUDE) * 0.3, rng), 1, 0]),
+  TranslateXRel: (img, m, rng) => affine(img, [1, 0, randomlyNegate((m / MAX_MAGNITUDE) * 0.45, rng) * img.width, 0, 1, 0]),
+  TranslateYRel: (img, m, rng) => affine(img, [1, 0, 0, 0, 1, randomlyNegate((m / MAX_MAGNITUDE) * 0.45, rng) * img.height]),
+};
+
+const opList = (table: Record<string, Op['apply']>, names: readonly string[]): Op[] => names.map((name) => ({ name, apply: table[name]! }));
+
+/** timm's _RAND_INCREASING_TRANSFORMS (`inc1`), in timm's order. */
+export const INCREASING_OPS: readonly Op[] = opList(
   {
-    name: 'SolarizeIncreasing',
-    apply: (img, m) => {
-      const threshold = 256 - Math.trunc((m / MAX_MAGNITUDE) * 256);
-      return mapLut(img, sameLut((v) => (v < threshold ? v : 255 - v)));
-    },
+    ...SHARED,
+    PosterizeIncreasing: (img, m) => posterize(img, 4 - Math.trunc((m / MAX_MAGNITUDE) * 4)),
+    SolarizeIncreasing: (img, m) => solarize(img, 256 - Math.trunc((m / MAX_MAGNITUDE) * 256)),
+    ColorIncreasing: (img, m, rng) => color(img, increasingFactor(m, rng)),
+    ContrastIncreasing: (img, m, rng) => contrast(img, increasingFactor(m, rng)),
+    BrightnessIncreasing: (img, m, rng) => brightness(img, increasingFactor(m, rng)),
+    SharpnessIncreasing: (img, m, rng) => sharpness(img, increasingFactor(m, rng)),
   },
+  ['AutoContrast', 'Equalize', 'Invert', 'Rotate', 'PosterizeIncreasing', 'SolarizeIncreasing', 'SolarizeAdd', 'ColorIncreasing', 'ContrastIncreasing', 'BrightnessIncreasing', 'SharpnessIncreasing', 'ShearX', 'ShearY', 'TranslateXRel', 'TranslateYRel'],
+);
+
+/** timm's _RAND_TRANSFORMS (the default without `inc1`), in timm's order. */
+export const ORIGINAL_OPS: readonly Op[] = opList(
   {
-    name: 'SolarizeAdd',
-    apply: (img, m) => {
-      const add = Math.trunc((m / MAX_MAGNITUDE) * 110);
-      return mapLut(img, sameLut((v) => (v < 128 ? Math.min(255, v + add) : v)));
-    },
+    ...SHARED,
+    Posterize: (img, m) => posterize(img, Math.trunc((m / MAX_MAGNITUDE) * 4)),
+    Solarize: (img, m) => solarize(img, Math.trunc((m / MAX_MAGNITUDE) * 256)),
+    Color: (img, m) => color(img, factor(m)),
+    Contrast: (img, m) => contrast(img, factor(m)),
+    Brightness: (img, m) => brightness(img, factor(m)),
+    Sharpness: (img, m) => sharpness(img, factor(m)),
   },
-  { name: 'ColorIncreasing', apply: (img, m, rng) => color(img, 1 + randomlyNegate((m / MAX_MAGNITUDE) * 0.9, rng)) },
-  { name: 'ContrastIncreasing', apply: (img, m, rng) => contrast(img, 1 + randomlyNegate((m / MAX_MAGNITUDE) * 0.9, rng)) },
-  { name: 'BrightnessIncreasing', apply: (img, m, rng) => brightness(img, 1 + randomlyNegate((m / MAX_MAGNITUDE) * 0.9, rng)) },
-  { name: 'SharpnessIncreasing', apply: (img, m, rng) => sharpness(img, 1 + randomlyNegate((m / MAX_MAGNITUDE) * 0.9, rng)) },
-  { name: 'ShearX', apply: (img, m, rng) => affine(img, [1, randomlyNegate((m / MAX_MAGNITUDE) * 0.3, rng), 0, 0, 1, 0]) },
-  { name: 'ShearY', apply: (img, m, rng) => affine(img, [1, 0, 0, randomlyNegate((m / MAX_MAGNITUDE) * 0.3, rng), 1, 0]) },
-  { name: 'TranslateXRel', apply: (img, m, rng) => affine(img, [1, 0, randomlyNegate((m / MAX_MAGNITUDE) * 0.45, rng) * img.width, 0, 1, 0]) },
-  { name: 'TranslateYRel', apply: (img, m, rng) => affine(img, [1, 0, 0, 0, 1, randomlyNegate((m / MAX_MAGNITUDE) * 0.45, rng) * img.height]) },
-];
+  ['AutoContrast', 'Equalize', 'Invert', 'Rotate', 'Posterize', 'Solarize', 'SolarizeAdd', 'Color', 'Contrast', 'Brightness', 'Sharpness', 'ShearX', 'ShearY', 'TranslateXRel', 'TranslateYRel'],
+);
 
 export function opByName(name: string): Op {
-  const op = RAND_AUGMENT_OPS.find((o) => o.name === name);
+  const op = INCREASING_OPS.find((o) => o.name === name) ?? ORIGINAL_OPS.find((o) => o.name === name);
   if (!op) throw new Error(`unknown RandAugment op '${name}'`);
   return op;
 }
 
-/** `layers` ops drawn with replacement, each applied with probability `prob` at magnitude ~ N(m, mstd). */
-export function randAugment(img: RgbImage, cfg: RandAugmentConfig, rng: Rng): RgbImage {
-  for (let l = 0; l < cfg.layers; l++) {
-    const op = RAND_AUGMENT_OPS[rng.int(0, RAND_AUGMENT_OPS.length)]!;
-    if (cfg.prob < 1 && rng.float() > cfg.prob) continue;
-    const m = cfg.magnitudeStd > 0 ? cfg.magnitude + cfg.magnitudeStd * rng.normal() : cfg.magnitude;
-    img = op.apply(img, Math.max(0, Math.min(MAX_MAGNITUDE, m)), rng);
+/** Sees each applied op and its clipped magnitude (the statistical tests count them). */
+export type OpObserver = (name: string, magnitude: number) => void;
+
+/**
+ * timm's RandAugment: `layers` ops drawn with replacement, each applied with probability `prob` at a
+ * magnitude ~ N(m, mstd) (uniform in [0, m] when mstd is infinite) clipped to [0, mmax].
+ */
+export function randAugment(img: RgbImage, p: RandAugmentPolicy, rng: Rng, observe?: OpObserver): RgbImage {
+  const ops = p.increasing ? INCREASING_OPS : ORIGINAL_OPS;
+  for (let l = 0; l < p.layers; l++) {
+    const op = ops[rng.int(0, ops.length)]!;
+    if (p.prob < 1 && rng.float() > p.prob) continue;
+    let m = p.magnitude;
+    if (p.magnitudeStd === Infinity) m = rng.uniform(0, m);
+    else if (p.magnitudeStd > 0) m += p.magnitudeStd * rng.normal();
+    m = Math.max(0, Math.min(p.magnitudeMax, m));
+    observe?.(op.name, m);
+    img = op.apply(img, m, rng);
   }
   return img;
 }

@@ -9,7 +9,7 @@ import { DEFAULT_MAX_PIXELS } from '../import/analyze.ts';
 import type { TransformConfig } from './config.ts';
 import { readJpegHeader } from './jpeg-header.ts';
 import { nativeCropResize } from './native-jpeg.ts';
-import { type RgbImage, randAugment } from './randaugment.ts';
+import { type OpObserver, type RgbImage, randAugment } from './randaugment.ts';
 
 /** Python's round(): halves go to the even neighbour (torchvision's crop arithmetic uses it). */
 export function roundHalfEven(x: number): number {
@@ -118,23 +118,38 @@ interface Plan {
   left: number;
   top: number;
   flip: boolean;
+  /** Resize the whole image, then cut the window (eval, pad-crop); else cut the region, then resize. */
+  whole: boolean;
+  /** Pad-crop: the window's offset from the centred one, uncovered pixels black. */
+  shiftX: number;
+  shiftY: number;
 }
 
 /** Train: RandomResizedCrop + horizontal flip, drawn in that order. */
 function trainPlan(W: number, H: number, cfg: TransformConfig, rng: Rng): Plan {
   const region = sampleResizedCrop(W, H, cfg.scale, cfg.ratio, rng);
   const flip = rng.chance(cfg.hflip);
-  return { region, outWidth: cfg.size, outHeight: cfg.size, left: 0, top: 0, flip };
+  return { region, outWidth: cfg.size, outHeight: cfg.size, left: 0, top: 0, flip, whole: false, shiftX: 0, shiftY: 0 };
+}
+
+/**
+ * Pad-crop (torchvision RandomCrop(size, padding=N), black fill, then flip): the image at size x size
+ * (shorter side resized, centre crop), and a window offset by -N..N pixels each way.
+ */
+function padCropPlan(W: number, H: number, cfg: TransformConfig, pad: number, rng: Rng): Plan {
+  const plan = evalPlan(W, H, cfg.size, 1);
+  const top = rng.int(0, 2 * pad + 1);
+  const left = rng.int(0, 2 * pad + 1);
+  return { ...plan, shiftX: left - pad, shiftY: top - pad, flip: rng.chance(cfg.hflip) };
 }
 
 /** Eval: shorter side to floor(size / cropPct) (bicubic), centre crop, as timm/torchvision do. */
-function evalPlan(W: number, H: number, cfg: TransformConfig): Plan {
-  const size = cfg.size;
-  const short = Math.floor(size / cfg.cropPct);
+function evalPlan(W: number, H: number, size: number, cropPct: number): Plan {
+  const short = Math.floor(size / cropPct);
   // torchvision Resize(int): the shorter side becomes `short`, the longer int(short * long / shorter).
   const [rw, rh] = W <= H ? [short, Math.trunc((short * H) / W)] : [Math.trunc((short * W) / H), short];
   const region = { top: 0, left: 0, width: W, height: H };
-  return { region, outWidth: rw, outHeight: rh, left: roundHalfEven((rw - size) / 2), top: roundHalfEven((rh - size) / 2), flip: false };
+  return { region, outWidth: rw, outHeight: rh, left: roundHalfEven((rw - size) / 2), top: roundHalfEven((rh - size) / 2), flip: false, whole: true, shiftX: 0, shiftY: 0 };
 }
 
 /**
@@ -148,7 +163,7 @@ function sharpGeometry(src: Source, plan: Plan, cfg: TransformConfig): Sharp {
   const { region: box, outWidth: rw, outHeight: rh } = plan;
   const size = cfg.size;
   const s = sharp(src.input, src.options);
-  if (!cfg.train) {
+  if (plan.whole) {
     // fastShrinkOnLoad off: keep at least a 2x kernel reduction, closer to PIL's exact bicubic.
     return s.resize(rw, rh, { fit: 'fill', kernel: 'cubic', fastShrinkOnLoad: false }).extract({ left: plan.left, top: plan.top, width: size, height: size });
   }
@@ -189,70 +204,116 @@ function normalizeInto(img: RgbImage, luts: readonly Float32Array[], out: Float3
   }
 }
 
-/** timm RandomErasing (mode 'pixel', one box): area 2%..33%, log-uniform aspect 0.3..3.3, N(0, 1) fill. */
-function randomErase(out: Float32Array, offset: number, size: number, rng: Rng): void {
+/** What a sample's random choices were: the statistical tests compare them between engines. */
+export interface SampleObserver {
+  op?: OpObserver;
+  erase?: (box: CropBox) => void;
+}
+
+/**
+ * timm RandomErasing on normalized CHW: 1..recount boxes, each of area 2%..33% of the image / count and
+ * log-uniform aspect 0.3..3.3 (10 tries), filled per `remode` with N(0, 1) per pixel, per channel, or 0.
+ */
+function randomErase(out: Float32Array, offset: number, cfg: TransformConfig, rng: Rng, observe?: SampleObserver): void {
+  const size = cfg.size;
   const area = size * size;
+  const count = cfg.recount === 1 ? 1 : rng.int(1, cfg.recount + 1);
   const logAspect = [Math.log(0.3), Math.log(1 / 0.3)] as const;
-  for (let attempt = 0; attempt < 10; attempt++) {
-    const target = rng.uniform(0.02, 1 / 3) * area;
-    const aspect = Math.exp(rng.uniform(logAspect[0], logAspect[1]));
-    const h = roundHalfEven(Math.sqrt(target * aspect));
-    const w = roundHalfEven(Math.sqrt(target / aspect));
-    if (w < size && h < size) {
-      const top = rng.int(0, size - h + 1);
-      const left = rng.int(0, size - w + 1);
-      for (let c = 0; c < 3; c++) {
-        for (let y = top; y < top + h; y++) {
-          const row = offset + c * area + y * size;
-          for (let x = left; x < left + w; x++) out[row + x] = rng.normal();
-        }
+  for (let k = 0; k < count; k++) {
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const target = (rng.uniform(0.02, 1 / 3) * area) / count;
+      const aspect = Math.exp(rng.uniform(logAspect[0], logAspect[1]));
+      const h = roundHalfEven(Math.sqrt(target * aspect));
+      const w = roundHalfEven(Math.sqrt(target / aspect));
+      if (w < size && h < size) {
+        const box = { top: rng.int(0, size - h + 1), left: rng.int(0, size - w + 1), height: h, width: w };
+        fillBox(out, offset, size, box, cfg.remode, rng);
+        observe?.erase?.(box);
+        break;
       }
-      return;
     }
   }
 }
 
+function fillBox(out: Float32Array, offset: number, size: number, box: CropBox, mode: TransformConfig['remode'], rng: Rng): void {
+  for (let c = 0; c < 3; c++) {
+    const colour = mode === 'rand' ? rng.normal() : 0;
+    for (let y = box.top; y < box.top + box.height; y++) {
+      const row = offset + c * size * size + y * size;
+      for (let x = box.left; x < box.left + box.width; x++) out[row + x] = mode === 'pixel' ? rng.normal() : colour;
+    }
+  }
+}
+
+/** Moves the picture by (dx, dy) pixels in place; what comes into view is black (pad-crop's zero padding). */
+export function shiftImage(img: RgbImage, dx: number, dy: number): void {
+  const { data: d, width: w, height: h } = img;
+  const src = Uint8Array.from(d);
+  d.fill(0);
+  for (let y = Math.max(0, dy); y < Math.min(h, h + dy); y++) {
+    const x0 = Math.max(0, dx);
+    const x1 = Math.min(w, w + dx);
+    d.set(src.subarray(((y - dy) * w + x0 - dx) * 3, ((y - dy) * w + x1 - dx) * 3), (y * w + x0) * 3);
+  }
+}
+
+/** The plan for one sample: eval geometry, pad-crop or RandomResizedCrop (each draws its flip). */
+function planFor(W: number, H: number, cfg: TransformConfig, rng: Rng): Plan {
+  if (!cfg.train) return evalPlan(W, H, cfg.size, cfg.cropPct);
+  return cfg.padCrop !== null ? padCropPlan(W, H, cfg, cfg.padCrop, rng) : trainPlan(W, H, cfg, rng);
+}
+
+/** Decoded geometry: written normalized into `out` already (img null), or RGB pixels, flipped when `flip`. */
+interface Decoded {
+  img: RgbImage | null;
+  flip: boolean;
+}
+
+async function decodeGeometry(file: string, cfg: TransformConfig, rng: Rng, out: Float32Array, offset: number): Promise<Decoded> {
+  // Synchronous read: one syscall sequence instead of four thread-pool round trips; a loader worker has
+  // nothing else to do meanwhile.
+  const buf = readFileSync(file);
+  const src = await openSource(buf);
+  const plan = planFor(src.width, src.height, cfg, rng);
+  const shifted = plan.shiftX !== 0 || plan.shiftY !== 0;
+  const needRgb = (cfg.train && !!cfg.randAugment) || shifted;
+  const native = src.native ? nativeCropResize() : null;
+  const size = cfg.size;
+  let decoded: Decoded | null = null;
+  if (native) {
+    // Flipped and normalized straight into the batch, or flipped RGB when more work comes next.
+    const spec = { ...plan.region, outWidth: plan.outWidth, outHeight: plan.outHeight, windowLeft: plan.left, windowTop: plan.top, size, flip: plan.flip, mean: cfg.mean, std: cfg.std, maxPixels: DEFAULT_MAX_PIXELS };
+    const rgb = needRgb ? new Uint8Array(3 * size * size) : null;
+    if (native(buf, spec, rgb ?? out, rgb ? 0 : offset)) decoded = { img: rgb ? { data: rgb, width: size, height: size } : null, flip: false };
+  }
+  decoded ??= { img: await rawRgb(sharpGeometry(src, plan, cfg), file, size), flip: plan.flip };
+  // Shifting before or after the flip draws the same distribution: the offset is symmetric.
+  if (decoded.img && shifted) shiftImage(decoded.img, plan.shiftX, plan.shiftY);
+  return decoded;
+}
+
 /**
  * Transforms one image file into out[offset .. offset + 3 * size * size) as normalized CHW float32.
- * Every random choice comes from `seed`, in a fixed order: crop, flip, RandAugment, erasing.
+ * Every random choice comes from `seed`, in a fixed order: crop (or pad-crop), flip, RandAugment, erasing.
  */
-export async function transformSample(file: string, cfg: TransformConfig, seed: number, out: Float32Array, offset: number, luts = normalizeLuts(cfg)): Promise<void> {
+export async function transformSample(file: string, cfg: TransformConfig, seed: number, out: Float32Array, offset: number, luts = normalizeLuts(cfg), observe?: SampleObserver): Promise<void> {
   const rng = new Rng(seed);
-  const size = cfg.size;
-  const augment = cfg.train ? cfg.randAugment : null;
-  // The geometry's result: written into `out` already (done), or RGB pixels still to flip and normalize.
-  let done = false;
-  let img: RgbImage | null = null;
-  let flip = false;
+  let decoded: Decoded;
   try {
-    // Synchronous read: one syscall sequence instead of four thread-pool round trips; a loader worker has
-    // nothing else to do meanwhile.
-    const buf = readFileSync(file);
-    const src = await openSource(buf);
-    const plan = cfg.train ? trainPlan(src.width, src.height, cfg, rng) : evalPlan(src.width, src.height, cfg);
-    flip = plan.flip;
-    const native = src.native ? nativeCropResize() : null;
-    if (native) {
-      // Flipped and normalized straight into the batch, or flipped RGB when RandAugment comes next.
-      const spec = { ...plan.region, outWidth: plan.outWidth, outHeight: plan.outHeight, windowLeft: plan.left, windowTop: plan.top, size, flip, mean: cfg.mean, std: cfg.std, maxPixels: DEFAULT_MAX_PIXELS };
-      const rgb = augment ? new Uint8Array(3 * size * size) : null;
-      if (native(buf, spec, rgb ?? out, rgb ? 0 : offset)) {
-        if (rgb) img = { data: rgb, width: size, height: size };
-        else done = true;
-        flip = false;
-      }
-    }
-    if (!done && !img) img = await rawRgb(sharpGeometry(src, plan, cfg), file, size);
+    decoded = await decodeGeometry(file, cfg, rng, out, offset);
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     throw new Error(msg.startsWith(file) ? msg : `${file}: ${msg}`, { cause: e });
   }
-  if (img && augment) {
-    // RandAugment sees the flipped image, as in torchvision's order.
-    if (flip) flipHorizontal(img);
-    flip = false;
-    img = randAugment(img, augment, rng);
+  let { img, flip } = decoded;
+  if (img) {
+    if (cfg.train && cfg.randAugment) {
+      // RandAugment sees the flipped image, as in torchvision's order.
+      if (flip) flipHorizontal(img);
+      flip = false;
+      img = randAugment(img, cfg.randAugment, rng, observe?.op);
+    }
+    normalizeInto(img, luts, out, offset, flip);
   }
-  if (img) normalizeInto(img, luts, out, offset, flip);
-  if (cfg.train && cfg.reprob > 0 && rng.chance(cfg.reprob)) randomErase(out, offset, size, rng);
+  if (cfg.train && cfg.reprob > 0 && rng.chance(cfg.reprob)) randomErase(out, offset, cfg, rng, observe);
 }

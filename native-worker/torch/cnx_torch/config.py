@@ -3,7 +3,11 @@
 {"version": 1, "kind": "pretrain" | "finetune" | "eval", "runDir": abs path,
  "model": {"arch", "numClasses", "dropPathRate"=0, "headInitScale"=1, "inputSize"=224},
  "fcmae": {"maskRatio"=0.6, "patchSize"=32, "decoderDim"=512, "decoderDepth"=1, "normPixLoss"=true},
- "data": {"manifest": abs path, "batchSize", "workers"=2, "seed"=0, "evalSplit"="val"},
+ "data": {"manifest": abs path, "batchSize", "workers"=2, "seed"=0, "evalSplit"="val",
+          "augment": {"scale", "ratio"=[3/4, 4/3], "hflip"=0.5, "padCrop"=null, "randAugment", "reprob",
+                      "remode"="pixel", "recount"=1}},
+   (augment defaults by kind, augment.default_augment: pretrain scale [0.2, 1], no RandAugment, reprob 0;
+    finetune scale [0.08, 1], "rand-m9-mstd0.5-inc1", reprob 0.25)
  "optim": {"lr", "totalSteps", "weightDecay"=0.05, "betas"=[0.9, 0.999], "eps"=1e-8, "layerDecay"=null,
            "layerDecayType"=null (auto: "group" for base/large/huge, else "single"), "clipGrad"=null,
            "warmupSteps"=0, "minLr"=0, "accumSteps"=1, "labelSmoothing"=0, "mixup"=0, "cutmix"=0,
@@ -22,6 +26,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
+from .augment import ERASE_MODES, Augment, default_augment, parse_rand_augment
 from .models import parse_arch
 
 KINDS = ("pretrain", "finetune", "eval")
@@ -173,6 +178,7 @@ class DataConfig:
     workers: int
     seed: int
     eval_split: str
+    augment: Augment
 
 
 @dataclass(frozen=True)
@@ -271,12 +277,41 @@ def _fcmae(f: _Fields) -> FcmaeConfig:
     return cfg
 
 
-def _data(f: _Fields) -> DataConfig:
+def _data(f: _Fields, kind: str) -> DataConfig:
+    aug_fields = f.opt_obj("augment", None)
     cfg = DataConfig(manifest=f.abs_path("manifest"), batch_size=f.integer("batchSize", lo=1),
                      workers=f.integer("workers", 2, lo=0), seed=f.integer("seed", 0, lo=0),
-                     eval_split=f.choice("evalSplit", ("val", "test"), "val"))
+                     eval_split=f.choice("evalSplit", ("val", "test"), "val"),
+                     augment=_augment(aug_fields if aug_fields is not None else _Fields({}, f"{f.path}.augment"), kind))
     f.done()
     return cfg
+
+
+def _range(f: _Fields, key: str, default: Tuple[float, float], hi: float) -> Tuple[float, float]:
+    value = f.value(key, list(default))
+    if (not isinstance(value, list) or len(value) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= hi for v in value)
+            or value[0] > value[1]):
+        raise ConfigError(f"{f.path}.{key}", f"must be [lo, hi] with 0 < lo <= hi <= {hi:g}, got {value!r}")
+    return float(value[0]), float(value[1])
+
+
+def _augment(f: _Fields, kind: str) -> Augment:
+    d = default_augment(kind)
+    policy = f.value("randAugment", d.rand_augment)
+    if policy is not None:
+        if not isinstance(policy, str):
+            raise ConfigError(f"{f.path}.randAugment", f"must be a timm policy string or null, got {policy!r}")
+        try:
+            parse_rand_augment(policy)
+        except ValueError as err:
+            raise ConfigError(f"{f.path}.randAugment", str(err)) from None
+    aug = Augment(scale=_range(f, "scale", d.scale, 1.0), ratio=_range(f, "ratio", d.ratio, 100.0),
+                  hflip=f.number("hflip", d.hflip, lo=0.0, hi=1.0), pad_crop=f.opt_integer("padCrop", None, lo=0),
+                  rand_augment=policy, reprob=f.number("reprob", d.reprob, lo=0.0, hi=1.0),
+                  remode=f.choice("remode", ERASE_MODES, d.remode), recount=f.integer("recount", d.recount, lo=1))
+    f.done()
+    return aug
 
 
 def _betas(f: _Fields) -> Tuple[float, float]:
@@ -327,7 +362,7 @@ def parse_job_config(raw: Any) -> JobConfig:
     model = _model(top.obj("model"))
     fcmae_fields = top.opt_obj("fcmae", None)
     fcmae = _fcmae(fcmae_fields) if fcmae_fields is not None else FcmaeConfig()
-    data = _data(top.obj("data"))
+    data = _data(top.obj("data"), kind)
     optim_fields = top.obj("optim") if training else top.opt_obj("optim", None)
     optim = _optim(optim_fields) if optim_fields is not None else None
     init_fields = top.opt_obj("init", None)

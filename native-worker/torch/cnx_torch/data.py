@@ -1,7 +1,7 @@
 """Dataset manifests, image transforms and deterministic, resumable batch order.
 
-Workers return uint8 CHW crops; normalisation happens on the device (`normalize`), which moves 4x fewer
-bytes through pinned memory. Every random choice is seeded by (seed, epoch, index) or (seed, step), so a
+Workers return uint8 CHW crops (and, for training, the random erasing boxes); normalisation and erasing
+happen on the device (`normalize`, augment.apply_erasing), which moves 4x fewer bytes through pinned memory. Every random choice is seeded by (seed, epoch, index) or (seed, step), so a
 run gives the same batches for any worker count and a resumed run continues the same sequence.
 """
 from __future__ import annotations
@@ -11,11 +11,13 @@ import math
 import os
 import random
 from dataclasses import dataclass
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+from .augment import Augment, OpObserver, erase_boxes, parse_rand_augment, rand_augment
 
 Tensor = torch.Tensor
 
@@ -125,17 +127,38 @@ def to_uint8_chw(img: Image.Image) -> Tensor:
     return hwc.permute(2, 0, 1).contiguous()  # (H, W, 3) -> (3, H, W)
 
 
-def train_transform(img: Image.Image, size: int, scale: Tuple[float, float], rng: random.Random) -> Tensor:
-    left, top, w, h = random_resized_crop_box(img.width, img.height, scale, rng)
-    img = img.resize((size, size), BICUBIC, box=(left, top, left + w, top + h))
-    if rng.random() < 0.5:
+def pad_crop(img: Image.Image, size: int, pad: int, rng: random.Random) -> Image.Image:
+    """torchvision RandomCrop(size, padding=pad) with black fill, on the image resized to size x size."""
+    img = eval_geometry(img, size, 1.0)
+    top, left = rng.randint(0, 2 * pad), rng.randint(0, 2 * pad)
+    canvas = Image.new("RGB", (size, size))
+    canvas.paste(img, (pad - left, pad - top))
+    return canvas
+
+
+def train_transform(img: Image.Image, size: int, aug: Augment, rng: random.Random,
+                    observe: Optional[OpObserver] = None) -> Tuple[Tensor, Tensor]:
+    """uint8 (3, size, size) and the random erasing boxes (recount, 4); data.augment's order: crop (or
+    pad-crop), flip, RandAugment, erasing."""
+    if aug.pad_crop is not None:
+        img = pad_crop(img, size, aug.pad_crop, rng)
+    else:
+        left, top, w, h = random_resized_crop_box(img.width, img.height, aug.scale, rng, aug.ratio)
+        img = img.resize((size, size), BICUBIC, box=(left, top, left + w, top + h))
+    if rng.random() < aug.hflip:
         img = img.transpose(FLIP_LEFT_RIGHT)
-    return to_uint8_chw(img)
+    if aug.rand_augment is not None:
+        img = rand_augment(img, parse_rand_augment(aug.rand_augment), rng, observe)
+    return to_uint8_chw(img), erase_boxes(size, aug, rng)
 
 
 def eval_transform(img: Image.Image, size: int) -> Tensor:
-    """Resize the short side to int(size / 0.875) (bicubic), then centre-crop size x size."""
-    short = int(size / EVAL_CROP_PCT)
+    return to_uint8_chw(eval_geometry(img, size, EVAL_CROP_PCT))
+
+
+def eval_geometry(img: Image.Image, size: int, crop_pct: float) -> Image.Image:
+    """Resize the short side to int(size / crop_pct) (bicubic), then centre-crop size x size."""
+    short = int(size / crop_pct)
     w, h = img.size
     if w <= h:
         nw, nh = short, max(1, int(round(short * h / w)))
@@ -143,7 +166,7 @@ def eval_transform(img: Image.Image, size: int) -> Tensor:
         nw, nh = max(1, int(round(short * w / h))), short
     img = img.resize((nw, nh), BICUBIC)
     left, top = int(round((nw - size) / 2.0)), int(round((nh - size) / 2.0))
-    return to_uint8_chw(img.crop((left, top, left + size, top + size)))
+    return img.crop((left, top, left + size, top + size))
 
 
 def load_rgb(path: str) -> Image.Image:
@@ -152,31 +175,31 @@ def load_rgb(path: str) -> Image.Image:
 
 
 class ImageDataset(Dataset):
-    """Items of one split; keyed by (epoch, index) so augmentation is reproducible in any worker."""
+    """Items of one split; keyed by (epoch, index) so augmentation is reproducible in any worker.
 
-    def __init__(self, items: Sequence[ManifestItem], size: int, train: bool, scale: Tuple[float, float],
-                 seed: int) -> None:
+    Training (`augment` given) yields (image, label, erase boxes); evaluation yields (image, label)."""
+
+    def __init__(self, items: Sequence[ManifestItem], size: int, augment: Optional[Augment], seed: int) -> None:
         self.items = list(items)
         self.size = size
-        self.train = train
-        self.scale = scale
+        self.augment = augment
         self.seed = seed
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, key: Tuple[int, int]) -> Tuple[Tensor, int]:
+    def __getitem__(self, key: Tuple[int, int]) -> Tuple[Any, ...]:
         epoch, index = key
         item = self.items[index]
         try:
             img = load_rgb(item.path)
         except (OSError, ValueError) as err:
             raise RuntimeError(f"cannot read image {item.path}: {err}") from None
-        if self.train:
-            x = train_transform(img, self.size, self.scale, random.Random(f"{self.seed}:{epoch}:{index}"))
-        else:
-            x = eval_transform(img, self.size)
-        return x, -1 if item.label is None else item.label
+        label = -1 if item.label is None else item.label
+        if self.augment is None:
+            return eval_transform(img, self.size), label
+        x, boxes = train_transform(img, self.size, self.augment, random.Random(f"{self.seed}:{epoch}:{index}"))
+        return x, label, boxes
 
 
 class EpochBatchSampler(Sampler):

@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 
 from . import checkpoint as ckpt
+from .augment import apply_erasing
 from .config import JobConfig
 from .data import (EpochBatchSampler, ImageDataset, ManifestError, ManifestItem, SequentialBatchSampler,
                    load_manifest, make_loader, normalize)
@@ -33,9 +34,6 @@ from .recipes import MixupCutmix, ModelEma, classification_loss, default_layer_d
 from .safetensors_io import save_file
 
 Tensor = torch.Tensor
-
-PRETRAIN_SCALE = (0.2, 1.0)
-FINETUNE_SCALE = (0.08, 1.0)
 
 
 class JobError(RuntimeError):
@@ -215,7 +213,7 @@ class _Evaluator:
         k = self.cfg.model.num_classes
         rank, world = self.ranks.rank, self.ranks.world
         shard = self.items[rank::world]
-        dataset = ImageDataset(shard, self.cfg.model.input_size, False, FINETUNE_SCALE, self.cfg.data.seed)
+        dataset = ImageDataset(shard, self.cfg.model.input_size, None, self.cfg.data.seed)
         loader = make_loader(dataset, SequentialBatchSampler(len(shard), self.cfg.data.batch_size),
                              self.cfg.data.workers, self.device.type == "cuda", self.cfg.data.seed)
         confusion = torch.zeros(k, k, dtype=torch.int64, device=self.device)
@@ -507,9 +505,8 @@ class _Trainer:
                                         "state": ckpt.state_name(self.step), "top1": top1})
 
     # ---- training -------------------------------------------------------------------------------------
-    def _batches(self) -> Iterator[Tuple[Tensor, Tensor]]:
-        scale = PRETRAIN_SCALE if self.pretrain else FINETUNE_SCALE
-        dataset = ImageDataset(self.train_items, self.cfg.model.input_size, True, scale, self.cfg.data.seed)
+    def _batches(self) -> Iterator[Tuple[Tensor, Tensor, Tensor]]:
+        dataset = ImageDataset(self.train_items, self.cfg.model.input_size, self.cfg.data.augment, self.cfg.data.seed)
         try:
             sampler = EpochBatchSampler(len(dataset), self.cfg.data.batch_size, self.cfg.data.seed,
                                         self.micro_batches)
@@ -520,9 +517,13 @@ class _Trainer:
         loader = make_loader(dataset, shard, self.cfg.data.workers, self.device.type == "cuda", self.cfg.data.seed)
         return iter(loader)
 
-    def _forward_loss(self, images: Tensor, labels: Tensor, micro: int) -> Tensor:
+    def _forward_loss(self, images: Tensor, labels: Tensor, erase: Tensor, micro: int) -> Tensor:
         x = normalize(images, self.device, self.cfg.channels_last)
         seed = self.cfg.data.seed
+        if self.cfg.data.augment.reprob > 0:
+            first = self.ranks.shard(self.cfg.data.batch_size).start  # this rank's first sample of the global batch
+            noise_of = lambda i: torch.Generator().manual_seed(seed_from("erase", seed, self.step, micro, first + i))  # noqa: E731
+            x = apply_erasing(x, erase, self.cfg.data.augment.remode, noise_of)
         with autocast(self.device, self.precision):
             if self.pretrain:
                 gen = torch.Generator().manual_seed(seed_from("mask", seed, self.step, micro))
@@ -536,17 +537,17 @@ class _Trainer:
             logits = self.train_module(x)
             return classification_loss(logits, y, self.optim_cfg.label_smoothing)
 
-    def _train_step(self, batches: Iterator[Tuple[Tensor, Tensor]]) -> Dict[str, float]:
+    def _train_step(self, batches: Iterator[Tuple[Tensor, Tensor, Tensor]]) -> Dict[str, float]:
         opt = self.optim_cfg
         lr = lr_at(self.step, opt.lr, opt.warmup_steps, opt.total_steps, opt.min_lr)
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group["lr_scale"]
         total = torch.zeros((), device=self.device)
         for micro in range(opt.accum_steps):
-            images, labels = next(batches)
+            images, labels, erase = next(batches)
             self.micro_batches += 1
             with self.ranks.no_sync(self.parallel, micro == opt.accum_steps - 1):
-                loss = self._forward_loss(images, labels, micro)
+                loss = self._forward_loss(images, labels, erase, micro)
                 scaled = loss / opt.accum_steps
                 (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
             total += loss.detach().float()
