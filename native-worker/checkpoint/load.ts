@@ -3,7 +3,7 @@
 //
 // Public API:
 //   type CheckpointFormat = 'safetensors' | 'torch'
-//   interface LoadedCheckpoint { format, layout, variant, arch, tensors, metadata, notes }
+//   interface LoadedCheckpoint { format, layout, variant, arch, tensors, metadata, notes, entries }
 //   loadCheckpoint(path, options?): Promise<LoadedCheckpoint>     options.entry: 'model' | 'model_ema' | ...
 //   saveCheckpoint(path, tensors, metadata?): Promise<void>       safetensors, atomic
 //   sniffFormat(bytes, file): CheckpointFormat                    throws for legacy torch and unknown files
@@ -29,6 +29,8 @@ export interface LoadedCheckpoint {
   readonly metadata: Record<string, string>;
   /** What was unwrapped, ignored or missing (e.g. "no classifier head"). */
   readonly notes: readonly string[];
+  /** A torch file's top-level dict keys ('model', 'optimizer', 'epoch', ...); [] for safetensors. */
+  readonly entries: readonly string[];
 }
 
 const startsWith = (bytes: Uint8Array, ...sig: number[]) => sig.every((b, i) => bytes[i] === b);
@@ -50,13 +52,14 @@ export function sniffFormat(bytes: Uint8Array, file: string): CheckpointFormat {
 export async function loadCheckpoint(path: string, options: DetectOptions = {}): Promise<LoadedCheckpoint> {
   const bytes = await readFile(path);
   const format = sniffFormat(bytes, path);
-  let source: { tensors: Map<string, LazyTensor>; metadata: Record<string, string> };
+  let source: { tensors: Map<string, LazyTensor>; metadata: Record<string, string>; root?: unknown };
   if (format === 'safetensors') source = parseSafetensors(bytes, path);
   else source = parseTorchZip(bytes, path);
   const report = detectLayout(source.tensors, path, options);
   const { tensors, origins } = toCanonical(source.tensors, report, path);
   validateParams(tensors, expectedParams(report.arch), path, origins);
-  return { format, layout: report.naming, variant: report.arch.variant, arch: report.arch, tensors, metadata: source.metadata, notes: report.notes };
+  const entries = 'root' in source && source.root instanceof Map ? [...source.root.keys()].filter((k): k is string => typeof k === 'string') : [];
+  return { format, layout: report.naming, variant: report.arch.variant, arch: report.arch, tensors, metadata: source.metadata, notes: report.notes, entries };
 }
 
 /** Writes canonical tensors as safetensors (F32/I64, sorted, atomic). */

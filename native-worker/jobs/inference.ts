@@ -20,6 +20,14 @@ export interface LoadedModel {
   readonly numClasses: number;
   readonly weights: ParamValues;
   readonly checkpoint: LoadedCheckpoint;
+  /** The file it was read from, for messages. */
+  readonly file: string;
+}
+
+/** Why a checkpoint without the FCMAE decoder cannot reconstruct, and what to do instead. */
+export function noDecoderMessage(file: string): string {
+  return `${file}: has no FCMAE decoder (proj, mask_token, decoder.*, pred), so it cannot reconstruct images. `
+    + 'The released official FCMAE weights hold the encoder only; fine-tune from it, or pretrain from it (--init) to train a decoder';
 }
 
 /** Loads a checkpoint (any supported format and layout) and checks it holds the model `archName`. */
@@ -35,7 +43,7 @@ export async function loadModel(path: string, archName?: string): Promise<Loaded
     weights.set(k, t.data);
   }
   const fc = ck.tensors.get('head.fc.weight');
-  return { arch, kind: ck.arch.decoder ? 'fcmae' : 'classifier', numClasses: fc ? fc.shape[0]! : 0, weights, checkpoint: ck };
+  return { arch, kind: ck.arch.decoder ? 'fcmae' : 'classifier', numClasses: fc ? fc.shape[0]! : 0, weights, checkpoint: ck, file: path };
 }
 
 function paramInputs(g: Graph, specs: readonly ParamSpec[]): Map<string, Value> {
@@ -111,7 +119,7 @@ export async function lossGradients(m: LoadedModel, images: Float32Array, shape:
 
 /** The FCMAE configuration a checkpoint's decoder implies (width from proj, depth from decoder.<k>). */
 export function fcmaeConfigOf(m: LoadedModel, inputSize: number, normPixLoss: boolean): FcmaeConfig {
-  if (m.kind !== 'fcmae') throw new CheckpointError('this checkpoint has no FCMAE decoder (proj, mask_token, decoder, pred); reconstruction needs a pretraining checkpoint trained here');
+  if (m.kind !== 'fcmae') throw new CheckpointError(noDecoderMessage(m.file));
   const decoderDim = m.checkpoint.tensors.get('proj.weight')!.shape[0]!;
   let decoderDepth = 0;
   while (m.weights.has(`decoder.${decoderDepth}.dwconv.weight`)) decoderDepth++;
