@@ -547,6 +547,20 @@ export const ReconstructionRequest = z.strictObject({
 });
 export type ReconstructionRequest = z.input<typeof ReconstructionRequest>;
 
+// ---- models in: reconstructions by an imported FCMAE checkpoint file (e.g. an official training checkpoint)
+/** Images of a catalogued dataset reconstructed by one checkpoint file that holds an FCMAE decoder. */
+export const FileReconstructionRequest = z.strictObject({
+  file: absolutePath,
+  dataset: DatasetName,
+  split: Split.default('val'),
+  images: int(1, 16).default(4),
+  pickSeed: int(0).default(0),
+  size: int(32, 1024).refine((s) => s % 32 === 0, 'must be a multiple of 32').default(224),
+  maskRatio: z.number().gt(0).lt(1).default(0.6),
+  maskSeed: int(0).default(0),
+});
+export type FileReconstructionRequest = z.input<typeof FileReconstructionRequest>;
+
 export const ReconstructionResult = z.object({
   size: int(32),
   maskRatio: z.number(),
@@ -598,6 +612,12 @@ export const ImportedModel = z.object({
   layout: z.string(),
   parameters: int(0),
   notes: z.array(z.string()),
+  /** Where the file comes from (e.g. "official FCMAE training checkpoint ..."); '' for imports made before. */
+  source: z.string(),
+  /** Whether it holds the FCMAE decoder, and what that means for reconstructions. */
+  decoderNote: z.string(),
+  /** The training epoch an official training checkpoint records. */
+  epoch: z.number().int().nullable(),
 });
 export type ImportedModel = z.infer<typeof ImportedModel>;
 
@@ -687,6 +707,8 @@ export const apiMethods = {
   /** Queues `cnx reconstruct-images` for a pretraining run's checkpoints; read reconstructions.result when it completes. */
   'reconstructions.start': method(ReconstructionRequest, Task),
   'reconstructions.result': method(byTask, ReconstructionResult),
+  /** Reconstructions by an imported checkpoint file (refused, saying why, when it has no decoder). */
+  'reconstructions.startFile': method(FileReconstructionRequest, Task),
   /** Queues a check of a checkpoint file (`cnx inspect`); once it completes the file is listed by models.imported. */
   'models.import': method(z.strictObject({ file: absolutePath, name: z.string().min(1).max(200).optional() }), Task),
   'models.imported': method(Empty, z.array(ImportedModel)),

@@ -1,4 +1,4 @@
-// The API's model tasks: what analysis.start, models.export(File), models.import and reconstructions.start
+// The API's model tasks: what analysis.start, models.export(File), models.import and reconstructions.start(File)
 // ask for, checked against the runs and files they name, and turned into the `cnx` command a task runs.
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
@@ -21,6 +21,10 @@ const InspectSummary = z.object({
   layout: z.string(),
   parameters: z.number().int().min(0),
   notes: z.array(z.string()),
+  // Absent from imports made by earlier versions.
+  source: z.string().default(''),
+  decoderNote: z.string().default(''),
+  epoch: z.number().int().nullable().default(null),
 });
 
 /** A file name without folder and extension. */
@@ -139,6 +143,18 @@ export class ModelTasks {
     ]);
   }
 
+  /** `cnx reconstruct-images` of one checkpoint file on a catalogued dataset's images. */
+  async reconstructFile(r: ApiParsedRequest<'reconstructions.startFile'>): Promise<ApiResponse<'reconstructions.startFile'>> {
+    const { file, label } = await this.modelFile({ file: r.file }, 'file');
+    await this.datasets.get(r.dataset);
+    return this.tasks.start('reconstruction', `${label} on ${r.dataset} at mask ratio ${r.maskRatio}`, { ...r }, (dir) => [
+      'reconstruct-images', '--checkpoint', file, '--name', label,
+      ...['--dataset', r.dataset, '--workspace', this.store.workspace, '--size', String(r.size), '--split', r.split],
+      ...['--images', String(r.images), '--pick-seed', String(r.pickSeed), '--mask-ratio', String(r.maskRatio), '--mask-seed', String(r.maskSeed)],
+      ...['--out', dir, '--json'],
+    ]);
+  }
+
   async importFile(r: ApiParsedRequest<'models.import'>): Promise<ApiResponse<'models.import'>> {
     await this.modelFile({ file: r.file }, 'file');
     const name = r.name ?? stem(r.file);
@@ -154,8 +170,8 @@ export class ModelTasks {
         const summary = await readJson(join(t.dir, IMPORT_SUMMARY), InspectSummary);
         if (!summary) return []; // a damaged record: the import is left out rather than failing the list
         const present = await stat(req.file).then((st) => st.isFile(), () => false);
-        const { model: arch, kind, numClasses, format, layout, parameters, notes } = summary;
-        return [{ taskId: t.id, name: req.name, file: req.file, present, importedAt: t.finishedAt ?? t.createdAt, arch, kind, numClasses, format, layout, parameters, notes }];
+        const { model: arch, kind, numClasses, format, layout, parameters, notes, source, decoderNote, epoch } = summary;
+        return [{ taskId: t.id, name: req.name, file: req.file, present, importedAt: t.finishedAt ?? t.createdAt, arch, kind, numClasses, format, layout, parameters, notes, source, decoderNote, epoch }];
       }),
     );
     return found.flat();
