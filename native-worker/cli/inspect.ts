@@ -5,7 +5,8 @@ import { writeJson } from './model-io.ts';
 
 const HELP = `usage: cnx inspect <checkpoint> [--json] [--tensors] [--save FILE]
 
-Reads safetensors (ours or timm) and official .pt/.pth files without running any code from them.
+Reads safetensors (ours or timm), official .pt/.pth files (FCMAE training checkpoints too) and Hugging Face /
+timm model folders (config.json + model.safetensors or pytorch_model.bin) without running any code from them.
 --save writes the JSON summary to FILE as well (the workbench keeps it for an imported checkpoint).`;
 
 /** Where the file comes from, as far as its layout and entries tell. */
@@ -17,6 +18,7 @@ function describeSource(c: LoadedCheckpoint): string {
       : `official FCMAE ${c.arch.decoder ? 'model' : 'encoder only'} (sparse MinkowskiEngine layout)`;
   }
   if (c.arch.decoder) return `FCMAE model (encoder and decoder, ${c.layout} names)`;
+  if (c.folder) return `Hugging Face / timm model folder (${c.folder.architecture})`;
   if (!c.arch.head) return c.layout === 'official' ? 'encoder only, official names (the released FCMAE weights have this form)' : `encoder only (${c.layout} names)`;
   return training ? `official training checkpoint (${c.entries.join(', ')})` : `classifier (${c.layout} names)`;
 }
@@ -54,6 +56,7 @@ export const inspectCommand: Command = {
       source: describeSource(c), decoder: c.arch.decoder, decoderNote: describeDecoder(c),
       numClasses: c.arch.numClasses, ...(c.arch.decoder ? { decoderDim: c.arch.decoderDim, decoderDepth: c.arch.decoderDepth } : {}),
       ...(epoch !== undefined ? { epoch } : {}), ...(trainArgs !== undefined ? { args: trainArgs } : {}),
+      ...(c.folder ? { labels: c.folder.labels, preprocessing: { inputSize: c.folder.inputSize, mean: c.folder.mean, std: c.folder.std, cropPct: c.folder.cropPct, interpolation: c.folder.interpolation } } : {}),
       tensors: c.tensors.size, parameters: params, metadata: c.metadata, notes: c.notes,
       ...(o.values.tensors ? { shapes: Object.fromEntries([...c.tensors].map(([k, t]) => [k, t.shape])) } : {}),
     };
@@ -66,6 +69,11 @@ export const inspectCommand: Command = {
     console.log(`  ${summary.source}`);
     console.log(`  format ${c.format}, ${c.layout} names${c.arch.head ? `, ${c.arch.numClasses} classes` : ''}`);
     if (c.arch.head === false) console.log(`  decoder: ${summary.decoderNote}`);
+    if (c.folder) {
+      const f = c.folder;
+      console.log(`  timm folder: labels ${f.labels ? f.labels.slice(0, 10).join(', ') + (f.labels.length > 10 ? ', ...' : '') : 'none'}`);
+      console.log(`  preprocessing: input ${f.inputSize ?? '?'} px, crop ${f.cropPct ?? '?'}, ${f.interpolation ?? '?'}, mean ${JSON.stringify(f.mean)}, std ${JSON.stringify(f.std)}`);
+    }
     for (const n of c.notes) console.log(`  note: ${n}`);
     for (const [k, val] of Object.entries(c.metadata)) console.log(`  ${k}: ${val.length > 400 ? `${val.slice(0, 400)}...` : val}`);
     if (o.values.tensors) for (const [k, t] of c.tensors) console.log(`  ${k.padEnd(48)} ${t.shape.join('x')}`);
