@@ -519,7 +519,8 @@ export const AnalysisResult = z.object({
 });
 export type AnalysisResult = z.infer<typeof AnalysisResult>;
 
-export const ExportFormat = z.enum(['onnx', 'timm', 'official']);
+/** hf: a Hugging Face / timm model folder (model.safetensors + config.json with class names and preprocessing). */
+export const ExportFormat = z.enum(['onnx', 'timm', 'official', 'hf']);
 export type ExportFormat = z.infer<typeof ExportFormat>;
 export const ExportRequest = z.strictObject({
   runId: RunId,
@@ -710,6 +711,7 @@ export const apiMethods = {
   /** Reconstructions by an imported checkpoint file (refused, saying why, when it has no decoder). */
   'reconstructions.startFile': method(FileReconstructionRequest, Task),
   /** Queues a check of a checkpoint file (`cnx inspect`); once it completes the file is listed by models.imported. */
+  /** `file`: a checkpoint file or a Hugging Face / timm model folder (config.json + weights). */
   'models.import': method(z.strictObject({ file: absolutePath, name: z.string().min(1).max(200).optional() }), Task),
   'models.imported': method(Empty, z.array(ImportedModel)),
 

@@ -2,7 +2,9 @@
 // epoch, scaler, args; written by test/python/model_fixtures.py) and a sparse encoder-only file in Debian's
 // Chromium against `cnx serve`: imported and described (source, epoch, decoder), the decoder reconstructs
 // images of a catalogued Fashion-MNIST slice, the encoder-only file says it cannot, and a fine-tuning
-// started from the training checkpoint in the UI takes its encoder. Screenshots go to test-results/.
+// started from the training checkpoint in the UI takes its encoder; a Hugging Face / timm model folder
+// (test/python/timm_folder.py) imports and exports as a timm folder with its class names. Screenshots go to
+// test-results/.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,6 +29,7 @@ describe('official FCMAE checkpoints in Chromium', () => {
     if (!chromiumPath || !('python' in python)) return;
     dir = mkdtempSync(join(tmpdir(), 'cnx-e2e-fcmae-'));
     runPython(python.python, 'test/python/model_fixtures.py', ['sparse', dir, 'convnextv2_atto']);
+    runPython(python.python, 'test/python/timm_folder.py', ['write', join(dir, 'timm-folder'), 'convnextv2_atto', 'model.safetensors']);
     const [data] = await Promise.all([fashionSlice(join(dir, 'fashion'), 4, 2, 0), ensureBuilt()]);
     served = await startServe({ workspace: join(dir, 'ws') });
     const task = await callApi<ImportTask>(served, 'datasets.import', { source: data.root, name: 'fashion' });
@@ -105,6 +108,21 @@ describe('official FCMAE checkpoints in Chromium', () => {
     const logs = await callApi<{ items: unknown[] }>(served, 'runs.events', { runId, types: ['log'] });
     assert.match(JSON.stringify(logs.items), /initialized 136 of 140 tensors from .*sparse-train\.pth/);
     await screenshot(page, 'fcmae-03-finetune-from-official');
+  });
+
+  step('a timm model folder imports as a classifier and exports as a timm folder with its class names', async () => {
+    await page.goto(`${served.origin}/#/models`);
+    await importFile('timm-folder', 'timm folder');
+    await page.getByText('convnextv2_atto · classifier · 3 classes').waitFor();
+    await page.getByText('Hugging Face / timm model folder (convnextv2_atto)').waitFor();
+    const panel = page.locator('section.imported');
+    await panel.getByRole('button', { name: 'Export timm folder' }).click();
+    const link = panel.locator('.files a', { hasText: 'config.json' });
+    await link.waitFor({ timeout: 60_000 });
+    const config = await page.evaluate(async (href) => (await fetch(href)).json(), (await link.getAttribute('href'))!);
+    assert.deepEqual([config.architecture, config.num_classes, config.label_names], ['convnextv2_atto', 3, ['cat', 'dog', 'bird']]);
+    await panel.locator('.files a', { hasText: 'model.safetensors' }).waitFor();
+    await screenshot(page, 'fcmae-04-timm-folder');
     assert.deepEqual(pageErrors, []);
   });
 });
