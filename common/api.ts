@@ -522,6 +522,13 @@ export type AnalysisResult = z.infer<typeof AnalysisResult>;
 /** hf: a Hugging Face / timm model folder (model.safetensors + config.json with class names and preprocessing). */
 export const ExportFormat = z.enum(['onnx', 'timm', 'official', 'hf']);
 export type ExportFormat = z.infer<typeof ExportFormat>;
+/** ONNX export options: batch 'dynamic' (any) or fixed; float16 weights (compute stays float32); opset 18..21. */
+export const OnnxOptions = z.strictObject({
+  batch: z.union([z.literal('dynamic'), int(1, 4096)]).default('dynamic'),
+  fp16Weights: z.boolean().default(false),
+  opset: int(18, 21).default(20),
+});
+export type OnnxOptions = z.input<typeof OnnxOptions>;
 export const ExportRequest = z.strictObject({
   runId: RunId,
   step,
@@ -529,6 +536,7 @@ export const ExportRequest = z.strictObject({
   format: ExportFormat,
   /** The ONNX model's input size (default: the run's). */
   size: multipleOf32.optional(),
+  onnx: OnnxOptions.optional(),
 });
 export type ExportRequest = z.input<typeof ExportRequest>;
 
@@ -588,6 +596,7 @@ export const ExportFileRequest = z.strictObject({
   file: absolutePath,
   format: ExportFormat,
   size: multipleOf32.default(224),
+  onnx: OnnxOptions.optional(),
   /** Class names for the ONNX metadata, one per class of the head. */
   labels: z.array(z.string().min(1).max(200)).max(100_000).optional(),
 });

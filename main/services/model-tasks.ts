@@ -121,7 +121,11 @@ export class ModelTasks {
     const output = `${slug}${m.step === null ? '' : `-step${m.step}`}.${format === 'onnx' ? 'onnx' : 'safetensors'}`;
     const what = format === 'onnx' ? 'ONNX' : format === 'hf' ? 'a timm / Hugging Face folder' : `${format} safetensors`;
     return this.tasks.start('export', `${m.name}${m.step === null ? '' : ` @${m.step}`} as ${what}`, request, async (dir) => {
-      const args = ['export', ...(m.arch ? ['--arch', m.arch] : []), '--weights', m.file, '--format', format, '--size', String(size), '--output', format === 'hf' ? dir : join(dir, output)];
+      const o = format === 'onnx' ? (request.onnx as { batch: 'dynamic' | number; fp16Weights: boolean; opset: number } | undefined) : undefined;
+      const args = [
+        'export', ...(m.arch ? ['--arch', m.arch] : []), '--weights', m.file, '--format', format, '--size', String(size), '--output', format === 'hf' ? dir : join(dir, output),
+        ...(o ? ['--batch', String(o.batch), '--opset', String(o.opset), ...(o.fp16Weights ? ['--fp16-weights'] : [])] : []),
+      ];
       // The class names travel with ONNX (its metadata JSON) and timm folders (config.json).
       const classes = format === 'onnx' || format === 'hf' ? await m.labels() : null;
       if (!classes) return args;

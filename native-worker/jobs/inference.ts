@@ -179,16 +179,25 @@ export class Reconstructor {
   }
 }
 
-/** A standalone ONNX inference model (weights baked in, batch dimension 'N'): image -> logits, features. */
-export function exportOnnx(m: LoadedModel, size: number, metadata: Readonly<Record<string, string>>): Uint8Array {
+export interface OnnxExportOptions {
+  /** 'dynamic': any batch size (dimension 'N'); a number fixes it. */
+  readonly batch: 'dynamic' | number;
+  /** float16: weights stored as half floats (cast to float32 inside; compute stays float32). */
+  readonly weights: 'float32' | 'float16';
+  readonly opset: number;
+}
+export const ONNX_EXPORT_DEFAULTS: OnnxExportOptions = { batch: 'dynamic', weights: 'float32', opset: 20 };
+
+/** A standalone ONNX inference model (weights baked in): image -> logits, features. */
+export function exportOnnx(m: LoadedModel, size: number, metadata: Readonly<Record<string, string>>, o: OnnxExportOptions = ONNX_EXPORT_DEFAULTS): Uint8Array {
   requireClassifier(m);
   const cfg = { arch: m.arch, numClasses: m.numClasses };
   const specs = convnextParams(cfg);
   const g = new Graph(m.arch.name);
   const p = paramInputs(g, specs);
-  const x = g.input('image', 'float32', ['N', 3, size, size]);
+  const x = g.input('image', 'float32', [o.batch === 'dynamic' ? 'N' : o.batch, 3, size, size]);
   const { pooled, logits } = convnextHead(cfg, p, convnextFeatures(cfg, p, x).features);
   g.output(logits, 'logits');
   g.output(pooled, 'features');
-  return toOnnx(g, { bake: m.weights, metadata, docString: `${m.arch.name} classifier exported by the ConvNeXt V2 workbench` });
+  return toOnnx(g, { bake: m.weights, bakeAs: o.weights, opset: o.opset, metadata, docString: `${m.arch.name} classifier exported by the ConvNeXt V2 workbench` });
 }
