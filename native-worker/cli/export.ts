@@ -55,7 +55,8 @@ export const exportCommand: Command = {
     if (format !== 'onnx') throw new CliError(`--format must be onnx, timm, official or hf, got '${format}'`);
     const size = Number(v.size);
     if (!Number.isInteger(size) || size < 32 || size % 32) throw new CliError(`--size must be a multiple of 32, got '${v.size}'`);
-    const labels = readLabels(v.labels, model.numClasses);
+    // A timm folder's own class names, unless --labels says otherwise.
+    const labels = !v.labels && model.checkpoint.folder?.labels ? [...model.checkpoint.folder.labels] : readLabels(v.labels, model.numClasses);
     const cropPct = Number(v['crop-pct']);
     const onnx = onnxOptions(v.batch!, !!v['fp16-weights'], v.opset!);
     const meta = {

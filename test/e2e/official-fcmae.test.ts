@@ -123,6 +123,18 @@ describe('official FCMAE checkpoints in Chromium', () => {
     assert.deepEqual([config.architecture, config.num_classes, config.label_names], ['convnextv2_atto', 3, ['cat', 'dog', 'bird']]);
     await panel.locator('.files a', { hasText: 'model.safetensors' }).waitFor();
     await screenshot(page, 'fcmae-04-timm-folder');
+    // ONNX with options: a fixed batch of 2, float16 weights, opset 18; its metadata says so.
+    await panel.getByLabel('Fixed ONNX batch size').check();
+    await panel.getByLabel('ONNX batch size', { exact: true }).fill('2');
+    await panel.getByLabel('Float16 ONNX weights').check();
+    await panel.getByLabel('ONNX opset').selectOption('18');
+    await panel.getByLabel('ONNX input size', { exact: true }).fill('64');
+    await panel.getByRole('button', { name: 'Export ONNX' }).click();
+    const meta = panel.locator('.files a', { hasText: 'timm-folder.onnx.json' });
+    await meta.waitFor({ timeout: 60_000 });
+    const m = await page.evaluate(async (href) => (await fetch(href)).json(), (await meta.getAttribute('href'))!);
+    assert.deepEqual([m.batch, m.weights, m.opset, m.inputSize, m.labels], [2, 'float16', 18, 64, ['cat', 'dog', 'bird']]);
+    await screenshot(page, 'fcmae-05-onnx-options');
     assert.deepEqual(pageErrors, []);
   });
 });
