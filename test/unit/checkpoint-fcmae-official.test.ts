@@ -14,7 +14,7 @@ import { type TestContext, after, test } from 'node:test';
 import type { JobEvent } from '../../common/protocol.ts';
 import { parseEventLine } from '../../common/protocol.ts';
 import { loadCheckpoint } from '../../native-worker/checkpoint/load.ts';
-import { main } from '../../native-worker/cli.ts';
+import { capture } from '../helpers/cli.ts';
 import { readNpy } from '../../native-worker/data/npy.ts';
 import { EventSink } from '../../native-worker/jobs/events.ts';
 import { runJob } from '../../native-worker/jobs/run-job.ts';
@@ -36,17 +36,6 @@ function fixtures(t: TestContext): string | null {
   return python;
 }
 
-async function capture(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const [out, err] = [[] as string[], [] as string[]];
-  const [log, error] = [console.log, console.error];
-  console.log = (m: string) => out.push(m);
-  console.error = (m: string) => err.push(m);
-  try {
-    return { code: await main(args), out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    [console.log, console.error] = [log, error];
-  }
-}
 
 test('training checkpoint: sparse encoder and decoder read as our dense FCMAE weights, exactly; epoch and args', async (t) => {
   if (!fixtures(t)) return;

@@ -9,7 +9,7 @@ import * as ort from 'onnxruntime-node';
 import { parseArch } from '../../common/variants.ts';
 import { loadCheckpoint, saveCheckpoint } from '../../native-worker/checkpoint/load.ts';
 import { makeTensor } from '../../native-worker/checkpoint/tensor.ts';
-import { main } from '../../native-worker/cli.ts';
+import { capture } from '../helpers/cli.ts';
 import { readNpy, writeNpy } from '../../native-worker/data/npy.ts';
 import { convnextParams } from '../../native-worker/nn/convnext.ts';
 import { initParams } from '../../native-worker/nn/params.ts';
@@ -18,17 +18,6 @@ import { Rng } from '../../native-worker/nn/random.ts';
 let dir = '';
 const ck = () => join(dir, 'model.safetensors');
 
-async function capture(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const [out, err] = [[] as string[], [] as string[]];
-  const [log, error] = [console.log, console.error];
-  console.log = (m: string) => out.push(m);
-  console.error = (m: string) => err.push(m);
-  try {
-    return { code: await main(args), out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    [console.log, console.error] = [log, error];
-  }
-}
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'cnx-cli-'));

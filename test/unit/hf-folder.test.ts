@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { main } from '../../native-worker/cli.ts';
+import { capture } from '../helpers/cli.ts';
 import { readNpy } from '../../native-worker/data/npy.ts';
 import { relErr } from '../helpers/numeric.ts';
 import { needTorch, runPython } from '../helpers/python.ts';
@@ -18,17 +18,6 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 const f32 = (p: string) => readNpy(p).data as Float32Array;
 const script = 'test/python/timm_folder.py';
 
-async function capture(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const [out, err] = [[] as string[], [] as string[]];
-  const [log, error] = [console.log, console.error];
-  console.log = (m: string) => out.push(m);
-  console.error = (m: string) => err.push(m);
-  try {
-    return { code: await main(args), out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    [console.log, console.error] = [log, error];
-  }
-}
 
 for (const [arch, weights] of [['convnextv2_atto', 'model.safetensors'], ['convnext_atto', 'pytorch_model.bin']] as const) {
   test(`a timm-style ${arch} folder (${weights}) imports with its labels and preprocessing, and gives timm's logits`, async (t) => {
