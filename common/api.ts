@@ -18,7 +18,7 @@ import { CurationReport } from './curation.ts';
 import { CurationRequest } from './api/curation.ts';
 import { DatasetChanged, DatasetDetail, DatasetDupes, DatasetStats, DatasetSummary, EditPaths, EditResult, EditRow, ImagesPage, ImagesQuery, ImportRequest, ImportTask, ManifestExport, SplitCounts } from './api/datasets.ts';
 import { absolutePath, int } from './api/fields.ts';
-import { AnalysisRequest, AnalysisResult, ExportFileRequest, ExportRequest, ImportedModel, ReconstructionRequest, ReconstructionResult } from './api/models.ts';
+import { AnalysisRequest, AnalysisResult, ExportFileRequest, ExportRequest, FileReconstructionRequest, ImportedModel, ReconstructionRequest, ReconstructionResult } from './api/models.ts';
 import { Artifact, Checkpoint, JobEventMessage, MetricSeriesQuery, MetricSeriesResult, RunCreate, RunDetail, RunEventsPage, RunEventsQuery, RunSummary } from './api/runs.ts';
 import { Settings, SettingsUpdate, SystemInfo } from './api/system.ts';
 import { Task, TaskId, TaskKind } from './api/tasks.ts';
@@ -101,7 +101,10 @@ export const apiMethods = {
   /** Queues `cnx reconstruct-images` for a pretraining run's checkpoints; read reconstructions.result when it completes. */
   'reconstructions.start': method(ReconstructionRequest, Task),
   'reconstructions.result': method(byTask, ReconstructionResult),
-  /** Queues a check of a checkpoint file (`cnx inspect`); once it completes the file is listed by models.imported. */
+  /** Reconstructions by an imported checkpoint file (refused, saying why, when it has no decoder). */
+  'reconstructions.startFile': method(FileReconstructionRequest, Task),
+  /** Queues a check of a checkpoint file or a Hugging Face / timm model folder (config.json + weights) with
+   * `cnx inspect`; once it completes it is listed by models.imported. */
   'models.import': method(z.strictObject({ file: absolutePath, name: z.string().min(1).max(200).optional() }), Task),
   'models.imported': method(Empty, z.array(ImportedModel)),
 

@@ -59,8 +59,16 @@ export const AnalysisResult = z.object({
 });
 export type AnalysisResult = z.infer<typeof AnalysisResult>;
 
-export const ExportFormat = z.enum(['onnx', 'timm', 'official']);
+/** hf: a Hugging Face / timm model folder (model.safetensors + config.json with class names and preprocessing). */
+export const ExportFormat = z.enum(['onnx', 'timm', 'official', 'hf']);
 export type ExportFormat = z.infer<typeof ExportFormat>;
+/** ONNX export options: batch 'dynamic' (any) or fixed; float16 weights (compute stays float32); opset 18..21. */
+export const OnnxOptions = z.strictObject({
+  batch: z.union([z.literal('dynamic'), int(1, 4096)]).default('dynamic'),
+  fp16Weights: z.boolean().default(false),
+  opset: int(18, 21).default(20),
+});
+export type OnnxOptions = z.input<typeof OnnxOptions>;
 export const ExportRequest = z.strictObject({
   runId: RunId,
   step,
@@ -68,6 +76,7 @@ export const ExportRequest = z.strictObject({
   format: ExportFormat,
   /** The ONNX model's input size (default: the run's). */
   size: multipleOf32.optional(),
+  onnx: OnnxOptions.optional(),
 });
 export type ExportRequest = z.input<typeof ExportRequest>;
 
@@ -86,6 +95,20 @@ export const ReconstructionRequest = z.strictObject({
   maskSeed: int(0).default(0),
 });
 export type ReconstructionRequest = z.input<typeof ReconstructionRequest>;
+
+// ---- models in: reconstructions by an imported FCMAE checkpoint file (e.g. an official training checkpoint)
+/** Images of a catalogued dataset reconstructed by one checkpoint file that holds an FCMAE decoder. */
+export const FileReconstructionRequest = z.strictObject({
+  file: absolutePath,
+  dataset: DatasetName,
+  split: Split.default('val'),
+  images: int(1, 16).default(4),
+  pickSeed: int(0).default(0),
+  size: multipleOf32.default(224),
+  maskRatio: z.number().gt(0).lt(1).default(0.6),
+  maskSeed: int(0).default(0),
+});
+export type FileReconstructionRequest = z.input<typeof FileReconstructionRequest>;
 
 export const ReconstructionResult = z.object({
   size: int(32),
@@ -113,6 +136,7 @@ export const ExportFileRequest = z.strictObject({
   file: absolutePath,
   format: ExportFormat,
   size: multipleOf32.default(224),
+  onnx: OnnxOptions.optional(),
   /** Class names for the ONNX metadata, one per class of the head. */
   labels: z.array(z.string().min(1).max(200)).max(100_000).optional(),
 });
@@ -138,5 +162,11 @@ export const ImportedModel = z.object({
   layout: z.string(),
   parameters: int(0),
   notes: z.array(z.string()),
+  /** Where the file comes from (e.g. "official FCMAE training checkpoint ..."); '' for imports made before. */
+  source: z.string(),
+  /** Whether it holds the FCMAE decoder, and what that means for reconstructions. */
+  decoderNote: z.string(),
+  /** The training epoch an official training checkpoint records. */
+  epoch: z.number().int().nullable(),
 });
 export type ImportedModel = z.infer<typeof ImportedModel>;

@@ -1,4 +1,4 @@
-// The API's model tasks: what analysis.start, models.export(File), models.import and reconstructions.start
+// The API's model tasks: what analysis.start, models.export(File), models.import and reconstructions.start(File)
 // ask for, checked against the runs and files they name, and turned into the `cnx` command a task runs.
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
@@ -22,7 +22,17 @@ const InspectSummary = z.object({
   layout: z.string(),
   parameters: z.number().int().min(0),
   notes: z.array(z.string()),
+  // Absent from imports made by earlier versions.
+  source: z.string().default(''),
+  decoderNote: z.string().default(''),
+  epoch: z.number().int().nullable().default(null),
 });
+
+/** A checkpoint file, or a Hugging Face / timm model folder (config.json beside the weights). */
+async function isModelPath(path: string): Promise<boolean> {
+  const s = await stat(path).catch(() => null);
+  return !!s && (s.isFile() || (s.isDirectory() && (await stat(join(path, 'config.json')).catch(() => null))?.isFile() === true));
+}
 
 /** A file name without folder and extension. */
 const stem = (file: string) => basename(file).replace(/\.[^.]+$/, '');
@@ -61,8 +71,7 @@ export class ModelTasks {
   /** The file and a default label of a model reference; a file must exist. */
   private async modelFile(ref: ModelRef, field: string): Promise<{ file: string; label: string }> {
     if ('runId' in ref) return { file: this.checkpointFile(ref.runId, ref.step, field), label: `${this.run(ref.runId).summary.name} @${ref.step}` };
-    const s = await stat(ref.file).catch(() => null);
-    if (!s?.isFile()) throw new ApiError('invalid', `${ref.file}: no such checkpoint file`, field);
+    if (!(await isModelPath(ref.file))) throw new ApiError('invalid', `${ref.file}: no such checkpoint file (or model folder with config.json)`, field);
     return { file: ref.file, label: stem(ref.file) };
   }
 
@@ -85,7 +94,7 @@ export class ModelTasks {
     const rec = this.run(r.runId);
     const file = this.checkpointFile(r.runId, r.step, 'step');
     const config = JobConfig.parse(rec.config);
-    if (r.format === 'onnx' && config.kind === 'pretrain') {
+    if ((r.format === 'onnx' || r.format === 'hf') && config.kind === 'pretrain') {
       throw new ApiError('invalid', 'an FCMAE pretraining checkpoint has no classifier head: export its encoder as timm or official safetensors, or fine-tune it first', 'format');
     }
     // The class names travel with the ONNX model (its metadata JSON), from the run's frozen manifest.
@@ -103,7 +112,7 @@ export class ModelTasks {
     return this.exportTask({ ...r }, { file: r.file, arch: null, name, step: null, labels: async () => r.labels ?? null });
   }
 
-  /** `cnx export` of one checkpoint file into a task folder; ONNX gets the class names when known. */
+  /** `cnx export` of one checkpoint file into a task folder (hf: the folder is the model folder); ONNX and hf get the class names when known. */
   private exportTask(
     request: Record<string, unknown> & { format: ApiParsedRequest<'models.export'>['format']; size: number },
     m: { file: string; arch: string | null; name: string; step: number | null; labels: () => Promise<string[] | null> },
@@ -111,10 +120,15 @@ export class ModelTasks {
     const { format, size } = request;
     const slug = m.name.replace(/[^A-Za-z0-9_-]+/g, '-').slice(0, 60);
     const output = `${slug}${m.step === null ? '' : `-step${m.step}`}.${format === 'onnx' ? 'onnx' : 'safetensors'}`;
-    const what = format === 'onnx' ? 'ONNX' : `${format} safetensors`;
+    const what = format === 'onnx' ? 'ONNX' : format === 'hf' ? 'a timm / Hugging Face folder' : `${format} safetensors`;
     return this.tasks.start('export', `${m.name}${m.step === null ? '' : ` @${m.step}`} as ${what}`, request, async (dir) => {
-      const args = ['export', ...(m.arch ? ['--arch', m.arch] : []), '--weights', m.file, '--format', format, '--size', String(size), '--output', join(dir, output)];
-      const classes = format === 'onnx' ? await m.labels() : null;
+      const o = format === 'onnx' ? (request.onnx as { batch: 'dynamic' | number; fp16Weights: boolean; opset: number } | undefined) : undefined;
+      const args = [
+        'export', ...(m.arch ? ['--arch', m.arch] : []), '--weights', m.file, '--format', format, '--size', String(size), '--output', format === 'hf' ? dir : join(dir, output),
+        ...(o ? ['--batch', String(o.batch), '--opset', String(o.opset), ...(o.fp16Weights ? ['--fp16-weights'] : [])] : []),
+      ];
+      // The class names travel with ONNX (its metadata JSON) and timm folders (config.json).
+      const classes = format === 'onnx' || format === 'hf' ? await m.labels() : null;
       if (!classes) return args;
       const labels = join(dir, 'labels.txt');
       await writeFile(labels, `${classes.join('\n')}\n`);
@@ -150,6 +164,18 @@ export class ModelTasks {
     ]);
   }
 
+  /** `cnx reconstruct-images` of one checkpoint file on a catalogued dataset's images. */
+  async reconstructFile(r: ApiParsedRequest<'reconstructions.startFile'>): Promise<ApiResponse<'reconstructions.startFile'>> {
+    const { file, label } = await this.modelFile({ file: r.file }, 'file');
+    await this.datasets.get(r.dataset);
+    return this.tasks.start('reconstruction', `${label} on ${r.dataset} at mask ratio ${r.maskRatio}`, { ...r }, (dir) => [
+      'reconstruct-images', '--checkpoint', file, '--name', label,
+      ...['--dataset', r.dataset, '--workspace', this.store.workspace, '--size', String(r.size), '--split', r.split],
+      ...['--images', String(r.images), '--pick-seed', String(r.pickSeed), '--mask-ratio', String(r.maskRatio), '--mask-seed', String(r.maskSeed)],
+      ...['--out', dir, '--json'],
+    ]);
+  }
+
   async importFile(r: ApiParsedRequest<'models.import'>): Promise<ApiResponse<'models.import'>> {
     await this.modelFile({ file: r.file }, 'file');
     const name = r.name ?? stem(r.file);
@@ -164,9 +190,9 @@ export class ModelTasks {
         const req = t.request as { file: string; name: string };
         const summary = await readJson(join(t.dir, IMPORT_SUMMARY), InspectSummary);
         if (!summary) return []; // a damaged record: the import is left out rather than failing the list
-        const present = await stat(req.file).then((st) => st.isFile(), () => false);
-        const { model: arch, kind, numClasses, format, layout, parameters, notes } = summary;
-        return [{ taskId: t.id, name: req.name, file: req.file, present, importedAt: t.finishedAt ?? t.createdAt, arch, kind, numClasses, format, layout, parameters, notes }];
+        const present = await isModelPath(req.file);
+        const { model: arch, kind, numClasses, format, layout, parameters, notes, source, decoderNote, epoch } = summary;
+        return [{ taskId: t.id, name: req.name, file: req.file, present, importedAt: t.finishedAt ?? t.createdAt, arch, kind, numClasses, format, layout, parameters, notes, source, decoderNote, epoch }];
       }),
     );
     return found.flat();

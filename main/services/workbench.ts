@@ -188,6 +188,7 @@ export class Workbench {
       'analysis.start': (r) => models.analysis(r),
       'analysis.result': (r) => this.tasks.result(r.taskId, 'analysis', 'analysis.json', AnalysisResult),
       'reconstructions.start': (r) => models.reconstructions(r),
+      'reconstructions.startFile': (r) => models.reconstructFile(r),
       'reconstructions.result': (r) => this.tasks.result(r.taskId, 'reconstruction', 'reconstructions.json', ReconstructionResult),
       'models.export': (r) => models.exportRun(r),
       'models.exportFile': (r) => models.exportFile(r),

@@ -1,7 +1,9 @@
 // Checkpoint layouts: which naming a tensor map uses (timm or the official ConvNeXt / ConvNeXt-V2 repos),
 // where its model weights sit (a {'model': ...} wrapper, a DDP `module.` prefix, an FCMAE `encoder.`), which
 // variant it holds, and the conversion to canonical timm names and shapes and back. All renaming goes
-// through the one table RULES.
+// through the one table RULES, which also names the official FCMAE's sparse (MinkowskiEngine) encoder
+// weights, as main_pretrain.py saves them; those are converted to dense tensors as the official
+// fine-tuning script does (utils.remap_checkpoint_keys).
 //
 // Canonical form: timm names and shapes (fc1/fc2 weights (out, in, 1, 1) for atto..nano, (out, in) from
 // tiny up; GRN weight/bias (4C,)). An FCMAE model with its decoder keeps the encoder under `encoder.` and the
@@ -9,7 +11,7 @@
 // no `head.*`.
 //
 // Public API:
-//   type Naming = 'timm' | 'official'
+//   type Naming = 'timm' | 'official' | 'sparse'
 //   interface LayoutReport { naming, prefix, arch, notes }
 //   detectLayout(tensors, file, options?): LayoutReport      options.entry picks 'model' | 'model_ema' | ...
 //   toCanonical(tensors, report, file): { tensors: TensorMap; origins: Map<canonical, source name> }
@@ -18,7 +20,8 @@ import { type ConvNeXtVersion, FCMAE_DECODER_DIM, VARIANTS, variantByName } from
 import type { DetectedArch } from './validate.ts';
 import { type LazyTensor, type Tensor, type TensorMap, CheckpointError, formatShape, numel } from './tensor.ts';
 
-export type Naming = 'timm' | 'official';
+/** 'sparse': the official FCMAE encoder as MinkowskiEngine stores it (main_pretrain.py checkpoints). */
+export type Naming = 'timm' | 'official' | 'sparse';
 
 export interface LayoutReport {
   /** How the model keys are named. */
@@ -32,25 +35,35 @@ export interface LayoutReport {
 }
 
 type ShapeKind = 'mlp' | 'grn' | 'decoderGrn' | 'decoderLinear';
+/** MinkowskiEngine's storage of a dense tensor: conv kernels as (k*k, Cin, Cout), depthwise as (k*k, C), biases (1, C). */
+type SparseKind = 'convKernel' | 'dwKernel' | 'bias';
 
 interface Rule {
   readonly official: string;
   readonly timm: string;
   readonly shape?: ShapeKind;
+  /** The name in the official sparse FCMAE encoder (models/convnextv2_sparse.py), where it has one. */
+  readonly sparse?: string;
+  readonly sparseShape?: SparseKind;
 }
 
 // Placeholders: {i} stage, {j} block, {k} layer in a Sequential, {n} 1|2, {p} weight|bias, {g} gamma|beta.
 // First match wins, so the stem comes before the other downsamplers. Decoder keys keep their names.
+// Sparse names: MinkowskiLayerNorm and MinkowskiLinear wrap the torch module as `.ln` / `.linear`, sparse
+// convs call their weight `kernel`; the stem and the decoder are dense in the official FCMAE too.
 const RULES: readonly Rule[] = [
-  { official: 'downsample_layers.0.{k}.{p}', timm: 'stem.{k}.{p}' },
-  { official: 'downsample_layers.{i}.{k}.{p}', timm: 'stages.{i}.downsample.{k}.{p}' },
+  { official: 'downsample_layers.0.{k}.{p}', timm: 'stem.{k}.{p}', sparse: 'downsample_layers.0.{k}.{p}' },
+  { official: 'downsample_layers.{i}.0.{p}', timm: 'stages.{i}.downsample.0.{p}', sparse: 'downsample_layers.{i}.0.ln.{p}' },
+  { official: 'downsample_layers.{i}.1.weight', timm: 'stages.{i}.downsample.1.weight', sparse: 'downsample_layers.{i}.1.kernel', sparseShape: 'convKernel' },
+  { official: 'downsample_layers.{i}.1.bias', timm: 'stages.{i}.downsample.1.bias', sparse: 'downsample_layers.{i}.1.bias', sparseShape: 'bias' },
   { official: 'stages.{i}.{j}.gamma', timm: 'stages.{i}.blocks.{j}.gamma' },
-  { official: 'stages.{i}.{j}.dwconv.{p}', timm: 'stages.{i}.blocks.{j}.conv_dw.{p}' },
-  { official: 'stages.{i}.{j}.norm.{p}', timm: 'stages.{i}.blocks.{j}.norm.{p}' },
-  { official: 'stages.{i}.{j}.pwconv{n}.weight', timm: 'stages.{i}.blocks.{j}.mlp.fc{n}.weight', shape: 'mlp' },
-  { official: 'stages.{i}.{j}.pwconv{n}.bias', timm: 'stages.{i}.blocks.{j}.mlp.fc{n}.bias' },
-  { official: 'stages.{i}.{j}.grn.gamma', timm: 'stages.{i}.blocks.{j}.mlp.grn.weight', shape: 'grn' },
-  { official: 'stages.{i}.{j}.grn.beta', timm: 'stages.{i}.blocks.{j}.mlp.grn.bias', shape: 'grn' },
+  { official: 'stages.{i}.{j}.dwconv.weight', timm: 'stages.{i}.blocks.{j}.conv_dw.weight', sparse: 'stages.{i}.{j}.dwconv.kernel', sparseShape: 'dwKernel' },
+  { official: 'stages.{i}.{j}.dwconv.bias', timm: 'stages.{i}.blocks.{j}.conv_dw.bias', sparse: 'stages.{i}.{j}.dwconv.bias', sparseShape: 'bias' },
+  { official: 'stages.{i}.{j}.norm.{p}', timm: 'stages.{i}.blocks.{j}.norm.{p}', sparse: 'stages.{i}.{j}.norm.ln.{p}' },
+  { official: 'stages.{i}.{j}.pwconv{n}.weight', timm: 'stages.{i}.blocks.{j}.mlp.fc{n}.weight', shape: 'mlp', sparse: 'stages.{i}.{j}.pwconv{n}.linear.weight' },
+  { official: 'stages.{i}.{j}.pwconv{n}.bias', timm: 'stages.{i}.blocks.{j}.mlp.fc{n}.bias', sparse: 'stages.{i}.{j}.pwconv{n}.linear.bias' },
+  { official: 'stages.{i}.{j}.grn.gamma', timm: 'stages.{i}.blocks.{j}.mlp.grn.weight', shape: 'grn', sparse: 'stages.{i}.{j}.grn.gamma' },
+  { official: 'stages.{i}.{j}.grn.beta', timm: 'stages.{i}.blocks.{j}.mlp.grn.bias', shape: 'grn', sparse: 'stages.{i}.{j}.grn.beta' },
   { official: 'norm.{p}', timm: 'head.norm.{p}' },
   { official: 'head.{p}', timm: 'head.fc.{p}' },
   { official: 'decoder.{j}.grn.{g}', timm: 'decoder.{j}.grn.{g}', shape: 'decoderGrn' },
@@ -60,16 +73,18 @@ const RULES: readonly Rule[] = [
 const PLACEHOLDER: Record<string, string> = { i: '\\d+', j: '\\d+', k: '\\d+', n: '[12]', p: 'weight|bias', g: 'gamma|beta' };
 const compile = (template: string) =>
   new RegExp(`^${template.replace(/\./g, '\\.').replace(/\{(\w)\}/g, (_, x: string) => `(?<${x}>${PLACEHOLDER[x]!})`)}$`);
-const COMPILED = RULES.map((r) => ({ rule: r, official: compile(r.official), timm: compile(r.timm) }));
+const NEVER = /$^/;
+const COMPILED = RULES.map((r) => ({ rule: r, official: compile(r.official), timm: compile(r.timm), sparse: r.sparse ? compile(r.sparse) : NEVER }));
 const DECODER_KEY = /^(mask_token$|proj\.|decoder\.|pred\.)/;
 
-/** Renames `name` from one naming to the other; undefined when no rule matches. */
-function rename(name: string, from: Naming, to: Naming): { name: string; shape?: ShapeKind } | undefined {
+/** Renames `name` from one naming to a dense one; undefined when no rule matches. */
+function rename(name: string, from: Naming, to: Exclude<Naming, 'sparse'>): { name: string; shape?: ShapeKind; sparse?: SparseKind } | undefined {
   for (const c of COMPILED) {
     const m = c[from].exec(name);
     if (!m) continue;
     const renamed = c.rule[to].replace(/\{(\w)\}/g, (_, x: string) => m.groups![x]!);
-    return c.rule.shape ? { name: renamed, shape: c.rule.shape } : { name: renamed };
+    const sparse = from === 'sparse' ? c.rule.sparseShape : undefined;
+    return { name: renamed, ...(c.rule.shape ? { shape: c.rule.shape } : {}), ...(sparse ? { sparse } : {}) };
   }
   return undefined;
 }
@@ -95,6 +110,26 @@ function adaptShape(shape: readonly number[], kind: ShapeKind | undefined, to: N
     case undefined:
       return s;
   }
+}
+
+/** A MinkowskiEngine tensor in dense form: kernel offset v = col * k + row (utils.remap_checkpoint_keys). */
+function densify(t: Tensor, kind: SparseKind | undefined): Tensor {
+  const s = t.shape;
+  const k = Math.round(Math.sqrt(s[0] ?? 0));
+  if (t.dtype !== 'float32' || !kind) return t;
+  if (kind === 'bias') return s.length === 2 && s[0] === 1 ? { ...t, shape: [s[1]!] } : t;
+  const [cin, cout] = kind === 'dwKernel' ? [1, s[1]!] : [s[1]!, s[2]!];
+  if (k * k !== s[0] || s.length !== (kind === 'dwKernel' ? 2 : 3)) return t; // left for validation to report
+  const out = new Float32Array(t.data.length);
+  // Dense (Cout, Cin, k, k); depthwise: Cin = 1 and the channel is the sparse tensor's last dim.
+  for (let o = 0; o < cout; o++) {
+    for (let i = 0; i < cin; i++) {
+      for (let r = 0; r < k; r++) {
+        for (let c = 0; c < k; c++) out[((o * cin + i) * k + r) * k + c] = t.data[((c * k + r) * cin + i) * cout + o]!;
+      }
+    }
+  }
+  return { dtype: 'float32', shape: [cout, cin, k, k], data: out };
 }
 
 const STEM = /^(.*?)(downsample_layers\.0\.0\.weight|stem\.0\.weight)$/;
@@ -129,7 +164,7 @@ export function detectLayout(tensors: ReadonlyMap<string, { readonly shape: read
     return r < 0 ? PREFERRED_ENTRIES.length : r;
   };
   candidates.sort((a, b) => rank(a.prefix) - rank(b.prefix) || a.prefix.length - b.prefix.length);
-  const { prefix, naming } = candidates[0]!;
+  const { prefix, naming: stemNaming } = candidates[0]!;
   if (candidates.length > 1) {
     notes.push(`the file holds several models (${candidates.map((c) => `'${c.prefix || '(top level)'}'`).join(', ')}); read '${prefix || '(top level)'}'`);
   } else if (prefix) {
@@ -157,14 +192,14 @@ export function detectLayout(tensors: ReadonlyMap<string, { readonly shape: read
   }
   if (ignored) notes.push(`ignored ${ignored} tensor${ignored > 1 ? 's' : ''} outside the model weights (e.g. '${ignoredExample}')`);
 
-  const sparse = [...local.keys()].find((k) => k.endsWith('.kernel') || /\.(ln|linear)\./.test(k));
-  if (sparse !== undefined) {
-    fail(`'${prefix}${sparse}' is a MinkowskiEngine sparse-conv weight (an FCMAE training checkpoint); only dense layouts are supported`);
-  }
+  const sparseKey = [...local.keys()].find((k) => k.endsWith('.kernel') || /\.(ln|linear)\./.test(k));
+  if (sparseKey !== undefined && stemNaming === 'timm') fail(`'${prefix}${sparseKey}' is a MinkowskiEngine sparse weight among timm names`);
+  const naming: Naming = sparseKey === undefined ? stemNaming : 'sparse';
+  if (naming === 'sparse') notes.push('official FCMAE sparse encoder (MinkowskiEngine layout) converted to dense weights');
 
   // Variant, from the timm view of the names.
   const timm = new Map<string, readonly number[]>();
-  for (const [name, shape] of local) timm.set(naming === 'timm' ? name : (rename(name, 'official', 'timm')?.name ?? name), shape);
+  for (const [name, shape] of local) timm.set(naming === 'timm' ? name : (rename(name, naming, 'timm')?.name ?? name), shape);
   const dims: number[] = [];
   const depths: number[] = [];
   for (let i = 0; i < 4; i++) {
@@ -174,7 +209,8 @@ export function detectLayout(tensors: ReadonlyMap<string, { readonly shape: read
       if (m && Number(m[1]) === i) blocks.add(m[2]!);
     }
     depths.push(blocks.size);
-    dims.push(timm.get(`stages.${i}.blocks.0.conv_dw.weight`)?.[0] ?? 0);
+    // The block's LayerNorm is (C,) in every layout (sparse kernels put C last).
+    dims.push(timm.get(`stages.${i}.blocks.0.norm.weight`)?.[0] ?? 0);
   }
   const variant = VARIANTS.find((v) => v.dims.every((d, i) => d === dims[i]) && v.depths.every((d, i) => d === depths[i]));
   if (!variant) fail(`dims ${formatShape(dims)} and depths ${formatShape(depths)} match no ConvNeXt variant`);
@@ -201,9 +237,9 @@ export function toCanonical(tensors: ReadonlyMap<string, LazyTensor>, report: La
   const base = arch.decoder ? prefix.slice(0, -'encoder.'.length) : prefix;
   const out: TensorMap = new Map();
   const origins = new Map<string, string>();
-  const put = (key: string, target: string, shape: ShapeKind | undefined) => {
+  const put = (key: string, target: string, shape: ShapeKind | undefined, sparse?: SparseKind) => {
     if (out.has(target)) throw new CheckpointError(`${file}: '${origins.get(target)}' and '${key}' both map to '${target}'`);
-    const t = tensors.get(key)!.read();
+    const t = densify(tensors.get(key)!.read(), sparse);
     out.set(target, { ...t, shape: adaptShape(t.shape, shape, 'timm', convMlp) } as Tensor);
     origins.set(target, key);
   };
@@ -211,8 +247,8 @@ export function toCanonical(tensors: ReadonlyMap<string, LazyTensor>, report: La
     if (key.startsWith(prefix)) {
       const name = key.slice(prefix.length);
       // Names no rule knows are kept, so validation reports them under their own name.
-      const r = naming === 'official' ? rename(name, 'official', 'timm') : rename(name, 'timm', 'timm');
-      put(key, (arch.decoder ? 'encoder.' : '') + (r?.name ?? name), r?.shape);
+      const r = rename(name, naming, 'timm');
+      put(key, (arch.decoder ? 'encoder.' : '') + (r?.name ?? name), r?.shape, r?.sparse);
     } else if (arch.decoder && key.startsWith(base) && DECODER_KEY.test(key.slice(base.length))) {
       const name = key.slice(base.length);
       put(key, name, rename(name, 'official', 'official')?.shape);

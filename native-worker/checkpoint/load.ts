@@ -3,12 +3,15 @@
 //
 // Public API:
 //   type CheckpointFormat = 'safetensors' | 'torch'
-//   interface LoadedCheckpoint { format, layout, variant, arch, tensors, metadata, notes }
-//   loadCheckpoint(path, options?): Promise<LoadedCheckpoint>     options.entry: 'model' | 'model_ema' | ...
+//   interface LoadedCheckpoint { format, layout, variant, arch, tensors, metadata, notes, entries }
+//   loadCheckpoint(path, options?): Promise<LoadedCheckpoint>     a file, or a timm folder (config.json + weights);
+//                                                                 options.entry: 'model' | 'model_ema' | ...
 //   saveCheckpoint(path, tensors, metadata?): Promise<void>       safetensors, atomic
 //   sniffFormat(bytes, file): CheckpointFormat                    throws for legacy torch and unknown files
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
+import { basename } from 'node:path';
 import type { VariantName } from '../../common/variants.ts';
+import { type FolderConfig, readModelFolder } from './hf-folder.ts';
 import { type DetectOptions, type Naming, detectLayout, toCanonical } from './layout.ts';
 import { parseSafetensors, writeSafetensors } from './safetensors.ts';
 import { type LazyTensor, type TensorMap, CheckpointError } from './tensor.ts';
@@ -29,6 +32,10 @@ export interface LoadedCheckpoint {
   readonly metadata: Record<string, string>;
   /** What was unwrapped, ignored or missing (e.g. "no classifier head"). */
   readonly notes: readonly string[];
+  /** A torch file's top-level dict keys ('model', 'optimizer', 'epoch', ...); [] for safetensors. */
+  readonly entries: readonly string[];
+  /** A Hugging Face / timm model folder's config.json: class names and preprocessing. */
+  readonly folder?: FolderConfig;
 }
 
 const startsWith = (bytes: Uint8Array, ...sig: number[]) => sig.every((b, i) => bytes[i] === b);
@@ -48,15 +55,28 @@ export function sniffFormat(bytes: Uint8Array, file: string): CheckpointFormat {
 }
 
 export async function loadCheckpoint(path: string, options: DetectOptions = {}): Promise<LoadedCheckpoint> {
+  if ((await stat(path).catch(() => null))?.isDirectory()) return loadModelFolder(path, options);
   const bytes = await readFile(path);
   const format = sniffFormat(bytes, path);
-  let source: { tensors: Map<string, LazyTensor>; metadata: Record<string, string> };
+  let source: { tensors: Map<string, LazyTensor>; metadata: Record<string, string>; root?: unknown };
   if (format === 'safetensors') source = parseSafetensors(bytes, path);
   else source = parseTorchZip(bytes, path);
   const report = detectLayout(source.tensors, path, options);
   const { tensors, origins } = toCanonical(source.tensors, report, path);
   validateParams(tensors, expectedParams(report.arch), path, origins);
-  return { format, layout: report.naming, variant: report.arch.variant, arch: report.arch, tensors, metadata: source.metadata, notes: report.notes };
+  const entries = 'root' in source && source.root instanceof Map ? [...source.root.keys()].filter((k): k is string => typeof k === 'string') : [];
+  return { format, layout: report.naming, variant: report.arch.variant, arch: report.arch, tensors, metadata: source.metadata, notes: report.notes, entries };
+}
+
+/** A timm folder: its weights file, checked against what config.json says the model is. */
+async function loadModelFolder(dir: string, options: DetectOptions): Promise<LoadedCheckpoint> {
+  const { weights, config } = readModelFolder(dir);
+  const c = await loadCheckpoint(weights, options);
+  const found = `${c.arch.version === 2 ? 'convnextv2' : 'convnext'}_${c.variant}`;
+  const file = `${dir}/config.json`;
+  if (config.architecture !== found) throw new CheckpointError(`${file}: architecture '${config.architecture}', but ${basename(weights)} holds ${found}`);
+  if (config.numClasses !== c.arch.numClasses) throw new CheckpointError(`${file}: num_classes ${config.numClasses}, but ${basename(weights)} has a ${c.arch.numClasses}-class head`);
+  return { ...c, folder: config, notes: [...c.notes, `model folder: config.json and ${basename(weights)}`] };
 }
 
 /** Writes canonical tensors as safetensors (F32/I64, sorted, atomic). */

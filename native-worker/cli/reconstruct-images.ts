@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type Manifest, sealManifest } from '../../common/manifest.ts';
 import { type ProviderChoice } from '../engine/runtime.ts';
-import { Reconstructor, loadModel } from '../jobs/inference.ts';
+import { Reconstructor, loadModel, noDecoderMessage } from '../jobs/inference.ts';
 import { reconstructionGrid } from '../jobs/reconstruction-images.ts';
 import { FCMAE_DEFAULTS, type FcmaeConfig, checkFcmae, randomMask } from '../nn/fcmae.ts';
 import { Rng } from '../nn/random.ts';
@@ -58,7 +58,7 @@ export const reconstructImagesCommand: Command = {
         throw new CliError(e.message);
       });
       const ck = model.checkpoint.arch;
-      if (!ck.decoder) throw new CliError(`${file}: not an FCMAE checkpoint (it has no decoder); reconstructions need one from pretraining`);
+      if (!ck.decoder) throw new CliError(noDecoderMessage(file));
       const c: FcmaeConfig = { ...FCMAE_DEFAULTS, arch: model.arch, inputSize: size, maskRatio: ratio, decoderDim: ck.decoderDim ?? FCMAE_DEFAULTS.decoderDim, decoderDepth: ck.decoderDepth ?? FCMAE_DEFAULTS.decoderDepth, normPixLoss };
       try {
         checkFcmae(c);

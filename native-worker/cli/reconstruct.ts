@@ -1,6 +1,6 @@
 // `cnx reconstruct`: FCMAE predictions of an FCMAE checkpoint for given images and masks.
 import { writeNpy } from '../data/npy.ts';
-import { loadModel, reconstruct } from '../jobs/inference.ts';
+import { loadModel, noDecoderMessage, reconstruct } from '../jobs/inference.ts';
 import { writeReconstructionPngs } from '../jobs/reconstruction-images.ts';
 import { type Command, CliError, parseOptions } from './command.ts';
 import { readImages, readNpyOrFail, required, writeJson } from './model-io.ts';
@@ -27,6 +27,7 @@ export const reconstructCommand: Command = {
     }
     const mask = m.dtype === 'int64' ? Float32Array.from(m.data as BigInt64Array, Number) : (m.data as Float32Array);
     const model = await loadModel(v.weights!, v.arch!);
+    if (model.kind !== 'fcmae') throw new CliError(noDecoderMessage(v.weights!));
     const r = await reconstruct(model, x.data, x.shape, mask, !v['no-norm-pix-loss'], v.provider as 'auto');
     writeNpy(v.output!, { dtype: 'float32', shape: r.predShape, data: r.pred });
     if (v['loss-output']) writeJson(v['loss-output'], { loss: r.loss });

@@ -20,6 +20,14 @@ export interface LoadedModel {
   readonly numClasses: number;
   readonly weights: ParamValues;
   readonly checkpoint: LoadedCheckpoint;
+  /** The file it was read from, for messages. */
+  readonly file: string;
+}
+
+/** Why a checkpoint without the FCMAE decoder cannot reconstruct, and what to do instead. */
+export function noDecoderMessage(file: string): string {
+  return `${file}: has no FCMAE decoder (proj, mask_token, decoder.*, pred), so it cannot reconstruct images. `
+    + 'The released official FCMAE weights hold the encoder only; fine-tune from it, or pretrain from it (--init) to train a decoder';
 }
 
 /** Loads a checkpoint (any supported format and layout) and checks it holds the model `archName`. */
@@ -35,7 +43,7 @@ export async function loadModel(path: string, archName?: string): Promise<Loaded
     weights.set(k, t.data);
   }
   const fc = ck.tensors.get('head.fc.weight');
-  return { arch, kind: ck.arch.decoder ? 'fcmae' : 'classifier', numClasses: fc ? fc.shape[0]! : 0, weights, checkpoint: ck };
+  return { arch, kind: ck.arch.decoder ? 'fcmae' : 'classifier', numClasses: fc ? fc.shape[0]! : 0, weights, checkpoint: ck, file: path };
 }
 
 /** The encoder's float32 tensors: a classifier's as they are, an FCMAE model's from under 'encoder.'. */
@@ -122,7 +130,7 @@ export async function lossGradients(m: LoadedModel, images: Float32Array, shape:
 
 /** The FCMAE configuration a checkpoint's decoder implies (width from proj, depth from decoder.<k>). */
 export function fcmaeConfigOf(m: LoadedModel, inputSize: number, normPixLoss: boolean): FcmaeConfig {
-  if (m.kind !== 'fcmae') throw new CheckpointError('this checkpoint has no FCMAE decoder (proj, mask_token, decoder, pred); reconstruction needs a pretraining checkpoint trained here');
+  if (m.kind !== 'fcmae') throw new CheckpointError(noDecoderMessage(m.file));
   const decoderDim = m.checkpoint.tensors.get('proj.weight')!.shape[0]!;
   let decoderDepth = 0;
   while (m.weights.has(`decoder.${decoderDepth}.dwconv.weight`)) decoderDepth++;
@@ -182,16 +190,25 @@ export class Reconstructor {
   }
 }
 
-/** A standalone ONNX inference model (weights baked in, batch dimension 'N'): image -> logits, features. */
-export function exportOnnx(m: LoadedModel, size: number, metadata: Readonly<Record<string, string>>): Uint8Array {
+export interface OnnxExportOptions {
+  /** 'dynamic': any batch size (dimension 'N'); a number fixes it. */
+  readonly batch: 'dynamic' | number;
+  /** float16: weights stored as half floats (cast to float32 inside; compute stays float32). */
+  readonly weights: 'float32' | 'float16';
+  readonly opset: number;
+}
+export const ONNX_EXPORT_DEFAULTS: OnnxExportOptions = { batch: 'dynamic', weights: 'float32', opset: 20 };
+
+/** A standalone ONNX inference model (weights baked in): image -> logits, features. */
+export function exportOnnx(m: LoadedModel, size: number, metadata: Readonly<Record<string, string>>, o: OnnxExportOptions = ONNX_EXPORT_DEFAULTS): Uint8Array {
   requireClassifier(m);
   const cfg = { arch: m.arch, numClasses: m.numClasses };
   const specs = convnextParams(cfg);
   const g = new Graph(m.arch.name);
   const p = paramInputs(g, specs);
-  const x = g.input('image', 'float32', ['N', 3, size, size]);
+  const x = g.input('image', 'float32', [o.batch === 'dynamic' ? 'N' : o.batch, 3, size, size]);
   const { pooled, logits } = convnextHead(cfg, p, convnextFeatures(cfg, p, x).features);
   g.output(logits, 'logits');
   g.output(pooled, 'features');
-  return toOnnx(g, { bake: m.weights, metadata, docString: `${m.arch.name} classifier exported by the ConvNeXt V2 workbench` });
+  return toOnnx(g, { bake: m.weights, bakeAs: o.weights, opset: o.opset, metadata, docString: `${m.arch.name} classifier exported by the ConvNeXt V2 workbench` });
 }

@@ -3,7 +3,7 @@
 // they happened ('analysis', 'export', or a task id) so each view shows its own.
 import { defineStore } from 'pinia';
 import { computed, ref, shallowRef } from 'vue';
-import type { AnalysisRequest, CurationRequest, ExportFileRequest, ExportRequest, ImportedModel, Task, TaskKind } from '../../common/api.ts';
+import type { AnalysisRequest, CurationRequest, ExportFileRequest, ExportRequest, FileReconstructionRequest, ImportedModel, Task, TaskKind } from '../../common/api.ts';
 import { api } from '../api/client.ts';
 import { type ShownError, shownError } from '../lib/errors.ts';
 
@@ -55,7 +55,7 @@ export const useTasksStore = defineStore('tasks', () => {
   }
 
   /** Starts a task; a refusal is kept under `where` for the form that asked. */
-  async function started(where: 'analysis' | 'export' | 'import' | 'curation', call: () => Promise<Task>): Promise<Task | null> {
+  async function started(where: 'analysis' | 'export' | 'import' | 'curation' | 'reconstruction', call: () => Promise<Task>): Promise<Task | null> {
     try {
       const t = await call();
       upsert(t);
@@ -71,6 +71,7 @@ export const useTasksStore = defineStore('tasks', () => {
   const exportFile = (req: ExportFileRequest) => started('export', () => api().models.exportFile(req));
   const curate = (req: CurationRequest) => started('curation', () => api().curation.start(req));
   const importModel = (file: string, name?: string) => started('import', () => api().models.import({ file, ...(name ? { name } : {}) }));
+  const reconstructFile = (req: FileReconstructionRequest) => started('reconstruction', () => api().reconstructions.startFile(req));
 
   async function cancel(taskId: string): Promise<void> {
     try {
@@ -102,6 +103,6 @@ export const useTasksStore = defineStore('tasks', () => {
 
   return {
     tasks, loaded, errors, imported, byId, ofKind, clearError: (where: string) => setError(where, null),
-    load, loadImported, analyze, curate, exportModel, exportFile, importModel, cancel, remove, connect, disconnect,
+    load, loadImported, analyze, curate, exportModel, exportFile, importModel, reconstructFile, cancel, remove, connect, disconnect,
   };
 });

@@ -3,8 +3,14 @@
   model_fixtures.py DIR ARCH SIZE [timm]   -> DIR/timm.safetensors, DIR/official.pt (classifier, 10 classes),
                                        DIR/fcmae.safetensors (V2 only), DIR/x.npy, DIR/y.npy, DIR/mask.npy
                                        (with `timm`: the timm file and the inputs only, for the big models)
+  model_fixtures.py sparse DIR ARCH -> DIR/fcmae512.safetensors (decoder 512 wide, as upstream) and the same
+                                       weights in the official FCMAE's sparse layouts: DIR/sparse-train.pth
+                                       (main_pretrain.py's checkpoint: model, optimizer, epoch, scaler, args)
+                                       and DIR/sparse-encoder.pth ({'model': sparse encoder state dict});
+                                       DIR/x1.npy (1, 3, 64, 64) and DIR/mask1.npy (1, 2, 2)
 Weights are random everywhere (GRN and layer scale too) so every parameter matters.
 """
+import argparse
 import os
 import sys
 
@@ -55,7 +61,75 @@ def to_official(state):
     return out
 
 
+def to_sparse(name, v):
+    """A dense official encoder tensor as MinkowskiEngine stores it (models/convnextv2_sparse.py)."""
+    p = name.split(".")
+    is_stem = name.startswith("downsample_layers.0.")
+    if is_stem or ".grn." in name:
+        return name, (v.reshape(1, -1) if ".grn." in name else v)  # the stem is dense; GRN is (1, C)
+    if p[0] == "downsample_layers" and p[2] == "0" or p[-2] == "norm":
+        return ".".join(p[:-1] + ["ln", p[-1]]), v  # MinkowskiLayerNorm wraps nn.LayerNorm as .ln
+    if p[-2].startswith("pwconv"):
+        return ".".join(p[:-1] + ["linear", p[-1]]), v  # MinkowskiLinear wraps nn.Linear as .linear
+    if p[-1] == "bias":
+        return name, v.reshape(1, -1)  # sparse conv biases are (1, C)
+    out_dim, in_dim, k, _ = v.shape
+    # Kernel offset index = col * k + row; (k*k, Cin, Cout), depthwise (k*k, C).
+    kernel = v.transpose(3, 2).reshape(out_dim, in_dim, k * k).permute(2, 1, 0)
+    return ".".join(p[:-1] + ["kernel"]), (kernel[:, 0, :] if "dwconv" in name else kernel).contiguous()
+
+
+def remap_like_upstream(sparse):
+    """The official fine-tuning conversion (utils.remap_checkpoint_keys), restated to check to_sparse."""
+    out = {}
+    for k, v in sparse.items():
+        if k.endswith("kernel"):
+            k = k[: -len("kernel")] + "weight"
+            v = v if v.dim() == 3 else v.unsqueeze(1)
+            kv, cin, cout = v.shape
+            ks = int(round(kv ** 0.5))
+            v = v.permute(2, 1, 0).reshape(cout, cin, ks, ks).transpose(3, 2)
+        k = k.replace(".ln.", ".").replace(".linear.", ".")
+        if k.endswith("bias") and v.dim() != 1:
+            v = v.reshape(-1)
+        elif ".grn." in k:
+            v = v.reshape(1, 1, 1, -1)
+        out[k] = v
+    return out
+
+
+def write_sparse(out: str, arch: str) -> None:
+    torch.manual_seed(0)
+    fcmae = FCMAE(create_model(arch, with_head=False))
+    randomize(fcmae, 3)
+    state = fcmae.state_dict()
+    save_file(state, os.path.join(out, "fcmae512.safetensors"))
+    encoder = to_official({k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")})
+    sparse = dict(to_sparse(k, v) for k, v in encoder.items())
+    for k, v in remap_like_upstream(sparse).items():
+        assert torch.equal(v, encoder[k].reshape(v.shape)), k
+    decoder = {k: v.clone() for k, v in state.items() if not k.startswith("encoder.")}
+    model = {**{f"encoder.{k}": v for k, v in sparse.items()}, **decoder}
+    params = [torch.nn.Parameter(v.clone()) for v in list(model.values())[:3]]
+    optimizer = torch.optim.AdamW(params, lr=1.5e-4, betas=(0.9, 0.95), weight_decay=0.05)
+    sum((p * p).sum() for p in params).backward()
+    optimizer.step()
+    scaler = {"scale": 65536.0, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 2000, "_growth_tracker": 13}
+    args = argparse.Namespace(model=arch, batch_size=64, epochs=800, warmup_epochs=40, input_size=224, mask_ratio=0.6,
+                              norm_pix_loss=True, decoder_depth=1, decoder_embed_dim=512, weight_decay=0.05,
+                              blr=1.5e-4, data_path="/datasets/imagenet-1k", output_dir="./pretrain", seed=0)
+    torch.save({"model": model, "optimizer": optimizer.state_dict(), "epoch": 799, "scaler": scaler, "args": args},
+               os.path.join(out, "sparse-train.pth"))
+    torch.save({"model": sparse}, os.path.join(out, "sparse-encoder.pth"))
+    # One image: the official sparse GRN pools over the whole batch, so only single images compare exactly.
+    np.save(os.path.join(out, "x1.npy"), torch.randn(1, 3, 64, 64).numpy().astype(np.float32))
+    np.save(os.path.join(out, "mask1.npy"), np.array([[[1, 0], [0, 1]]], dtype=np.float32))
+
+
 def main() -> None:
+    if sys.argv[1] == "sparse":
+        write_sparse(sys.argv[2], sys.argv[3])
+        return
     out, arch, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
     timm_only = sys.argv[4:] == ["timm"]
     torch.manual_seed(0)

@@ -175,10 +175,8 @@ describe('layout mapping', () => {
     assert.throws(() => detectLayout(odd, f), { message: `${f}: dims [40, 80, 160, 320] and depths [2, 2, 5, 2] match no ConvNeXt variant` });
     const both = new Map([...shapes, ['stages.0.blocks.0.gamma', [40]]].map(([k, s]) => [k as string, { shape: s as number[] }]));
     assert.throws(() => detectLayout(both, f), { message: `${f}: blocks have both GRN (V2) and layer scale (V1)` });
-    const sparse = new Map([['downsample_layers.0.0.weight', { shape: [40, 3, 4, 4] }], ['stages.0.0.dwconv.kernel', { shape: [49, 40] }]]);
-    assert.throws(() => detectLayout(sparse, f), {
-      message: `${f}: 'stages.0.0.dwconv.kernel' is a MinkowskiEngine sparse-conv weight (an FCMAE training checkpoint); only dense layouts are supported`,
-    });
+    const sparseInTimm = new Map([['stem.0.weight', { shape: [40, 3, 4, 4] }], ['stages.0.blocks.0.conv_dw.kernel', { shape: [49, 40] }]]);
+    assert.throws(() => detectLayout(sparseInTimm, f), { message: `${f}: 'stages.0.blocks.0.conv_dw.kernel' is a MinkowskiEngine sparse weight among timm names` });
   });
 });
 

@@ -1,7 +1,7 @@
 // The model commands a user runs on checkpoints: export to ONNX (runs anywhere ONNX Runtime runs and gives
 // the same logits as `cnx infer`), export to timm/official safetensors, inspect, doctor; and their errors.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -9,7 +9,7 @@ import * as ort from 'onnxruntime-node';
 import { parseArch } from '../../common/variants.ts';
 import { loadCheckpoint, saveCheckpoint } from '../../native-worker/checkpoint/load.ts';
 import { makeTensor } from '../../native-worker/checkpoint/tensor.ts';
-import { main } from '../../native-worker/cli.ts';
+import { capture } from '../helpers/cli.ts';
 import { readNpy, writeNpy } from '../../native-worker/data/npy.ts';
 import { convnextParams } from '../../native-worker/nn/convnext.ts';
 import { initParams } from '../../native-worker/nn/params.ts';
@@ -18,17 +18,6 @@ import { Rng } from '../../native-worker/nn/random.ts';
 let dir = '';
 const ck = () => join(dir, 'model.safetensors');
 
-async function capture(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const [out, err] = [[] as string[], [] as string[]];
-  const [log, error] = [console.log, console.error];
-  console.log = (m: string) => out.push(m);
-  console.error = (m: string) => err.push(m);
-  try {
-    return { code: await main(args), out: out.join('\n'), err: err.join('\n') };
-  } finally {
-    [console.log, console.error] = [log, error];
-  }
-}
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'cnx-cli-'));
@@ -96,4 +85,33 @@ test('doctor reports the ONNX engine and its providers, and the JPEG decoder', a
   assert.equal(info.onnx.chosen, 'cpu');
   assert.ok(info.onnx.backends.includes('cpu'));
   assert.ok(['libjpeg-turbo', 'sharp'].includes(info.jpeg.decoder) && info.jpeg.reason, JSON.stringify(info.jpeg));
+});
+
+test('ONNX export options (fixed batch, float16 weights, opsets 18-21) run in onnxruntime with the default\'s logits', async () => {
+  const x = readNpy(join(dir, 'x.npy')).data as Float32Array;
+  const logitsOf = async (file: string, n: number) => {
+    const session = await ort.InferenceSession.create(file);
+    const out = await session.run({ image: new ort.Tensor('float32', x.subarray(0, n * 3 * 64 * 64), [n, 3, 64, 64]) });
+    return out.logits!.data as Float32Array;
+  };
+  const exported = async (name: string, ...options: string[]) => {
+    const file = join(dir, `${name}.onnx`);
+    const r = await capture(['export', '--arch', 'convnextv2_atto', '--weights', ck(), '--output', file, '--size', '64', ...options]);
+    assert.equal(r.code, 0, r.err);
+    return file;
+  };
+  const base = await logitsOf(await exported('default'), 2);
+  const close = (got: Float32Array, tol: number, what: string) => got.forEach((v, i) => assert.ok(Math.abs(v - base[i]!) <= tol * (1 + Math.abs(base[i]!)), `${what}: logit ${i}: ${v} vs ${base[i]}`));
+  for (const opset of ['18', '19', '21']) close(await logitsOf(await exported(`opset${opset}`, '--opset', opset), 2), 1e-5, `opset ${opset}`);
+  // Float16 weights: each weight is rounded by at most 2^-11 relative; through a random atto that moved the
+  // logits by 2.4e-4 (scaled as below, measured); 1e-2 leaves room and still catches a wrong cast or layout.
+  const half = await exported('fp16', '--fp16-weights');
+  close(await logitsOf(half, 2), 1e-2, 'float16 weights');
+  assert.ok(statSync(half).size < 0.55 * statSync(join(dir, 'default.onnx')).size, 'float16 weights halve the file');
+  const fixed = await exported('batch2', '--batch', '2');
+  close(await logitsOf(fixed, 2), 1e-5, 'fixed batch');
+  await assert.rejects(logitsOf(fixed, 1), /dimension|Got invalid dimensions/i, 'a fixed-batch model refuses another batch size');
+  assert.deepEqual(JSON.parse(readFileSync(`${fixed}.json`, 'utf8')).batch, 2);
+  const bad = await capture(['export', '--arch', 'convnextv2_atto', '--weights', ck(), '--output', join(dir, 'x.onnx'), '--opset', '13']);
+  assert.match(bad.err, /--opset must be one of 18, 19, 20, 21, got '13'/);
 });

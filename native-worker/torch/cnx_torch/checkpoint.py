@@ -17,6 +17,7 @@ from typing import Any, Dict, Optional, Tuple
 
 import torch
 
+from . import official_fcmae
 from .fileio import atomic_file
 from .safetensors_io import SafetensorsError, load_with_metadata
 
@@ -79,14 +80,18 @@ def load_weights_file(path: str) -> Dict[str, Tensor]:
         # weights_only keeps a checkpoint from running code while unpickling (torch >= 1.13).
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - torch raises many types for unreadable pickles
-        raise CheckpointError(f"{path}: cannot load as PyTorch weights ({err})") from None
+        try:
+            # Official training checkpoints also hold an argparse.Namespace: read with our own allowlist.
+            obj = official_fcmae.load_restricted(path)
+        except Exception:  # noqa: BLE001
+            raise CheckpointError(f"{path}: cannot load as PyTorch weights ({err})") from None
     for key in ("model", "state_dict", "model_ema"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
             break
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path}: does not hold a state dict of tensors")
-    return dict(obj)
+    return official_fcmae.densify(obj) if official_fcmae.is_sparse(obj) else dict(obj)
 
 
 def read_state(path: str) -> Tuple[Dict[str, Tensor], Dict[str, Any]]:

@@ -159,7 +159,8 @@ def load_classifier_weights(model: ConvNeXt, path: str, events: EventWriter, str
 def load_fcmae_weights(model: FCMAE, path: str, events: EventWriter) -> None:
     raw = ckpt.load_weights_file(path)
     if any(k.startswith("encoder.") for k in raw):
-        encoder_state = {k[len("encoder."):]: v for k, v in raw.items() if k.startswith("encoder.")}
+        # Ours hold the encoder under timm names, the official FCMAE under official ones.
+        encoder_state = normalize_classifier_state(raw, model.encoder)
         decoder_state = {k: v for k, v in raw.items() if not k.startswith("encoder.")}
     else:
         # A classifier checkpoint (timm or official names): its encoder part, without the head.
