@@ -575,6 +575,16 @@ class _Trainer:
         self.step += 1
         return values
 
+    def _stop_requested(self) -> bool:
+        """Whether to stop now, agreed by every rank: a signal reaches one rank at any moment, and a rank that
+        stopped alone would leave the others waiting in the next step's all-reduce."""
+        if not self.ranks.enabled:
+            return self.job.cancel.requested
+        _, stop = self.ranks.mean_and_any(0.0, self.job.cancel.requested)
+        if stop:
+            self.job.cancel.cancel()
+        return stop
+
     def run(self) -> str:
         self._build()
         if self.cfg.resume:
@@ -604,13 +614,13 @@ class _Trainer:
                     torch.cuda.reset_peak_memory_stats(self.device)
                 self.events.emit("metrics", step=self.step, values=values)
                 window_start, window_images = time.perf_counter(), 0
-            if self.job.cancel.requested:
+            if self._stop_requested():
                 self._save()
                 return "cancelled"
             every_eval = self.cfg.eval_every_steps
             if self.eval_items and every_eval and (self.step % every_eval == 0 or self.step == total_steps):
                 self._evaluate()
-                if self.job.cancel.requested:
+                if self._stop_requested():
                     self._save()
                     return "cancelled"
             every_ckpt = self.cfg.checkpoint_every_steps
