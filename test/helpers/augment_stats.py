@@ -29,7 +29,7 @@ def samples(path, size, n, raw):
     for seed in range(n):
         ops = []
         x, boxes = train_transform(img, size, aug, random.Random(f'stats:{seed}'), lambda name, m: ops.append([name, m]))
-        x = apply_erasing(normalize(x[None], torch.device('cpu'), False), boxes[None], aug.remode, gen)[0]
+        x = apply_erasing(normalize(x[None], torch.device('cpu'), False), boxes[None], aug.remode, lambda _sample: gen)[0]
         erased = [[int(v) for v in b] for b in boxes if b[2] > 0]
         records.append({'mean': float(x.mean()), 'std': float(x.std(unbiased=False)), 'ops': ops, 'erased': erased})
     print(json.dumps(records))
