@@ -44,6 +44,17 @@ export const DataConfig = z.strictObject({
   evalSplit: z.enum(['val', 'test']).default('val'),
 });
 
+/** timm's RandAugment policy string: rand-m9-mstd0.5-inc1 (magnitude, layers n, magnitude std, prob p, ...). */
+export const RANDAUGMENT_POLICY = /^rand(-(m|n|mstd|mmax|p|inc)\d+(\.\d+)?)+$/;
+
+/** Training-image augmentation of a fine-tune beyond crop and flip (the resolver fills it from the recipe). */
+export const AugmentConfig = z.strictObject({
+  randAugment: z.string().regex(RANDAUGMENT_POLICY, 'must be a timm RandAugment policy such as rand-m9-mstd0.5-inc1, or null').nullable().default('rand-m9-mstd0.5-inc1'),
+  reprob: num(0, 1).default(0.25),
+  /** RandomResizedCrop's range of the crop's share of the image area. */
+  scale: z.tuple([num(0, 1), num(0, 1)]).refine(([lo, hi]) => lo > 0 && lo <= hi, 'must be [lo, hi] with 0 < lo <= hi <= 1').default([0.08, 1]),
+});
+
 export const OptimConfig = z
   .strictObject({
     lr: z.number().finite().positive(),
@@ -76,6 +87,7 @@ export const JobConfig = z
     fcmae: FcmaeJobConfig.default(FcmaeJobConfig.parse({})),
     data: DataConfig,
     optim: OptimConfig.optional(),
+    augment: AugmentConfig.default(AugmentConfig.parse({})),
     init: z.strictObject({ weights: absPath.nullable().default(null) }).default({ weights: null }),
     resume: absPath.nullable().default(null),
     device: z.enum(['auto', 'cpu', 'cuda', 'mps']).default('auto'),

@@ -5,11 +5,11 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type JobConfigInput, parseJobConfig } from '../../common/job.ts';
+import { type JobRequest, type RecipeOverrides, resolveJob } from '../../common/resolve-job.ts';
 import { type JobEvent, parseEventLine } from '../../common/protocol.ts';
 import { parseArch } from '../../common/variants.ts';
 import { exportManifest, readManifest } from '../data/manifest.ts';
 import { EventSink } from '../jobs/events.ts';
-import { PRETRAIN_RECIPE, finetuneRecipe, scaledLr } from '../optim/recipes.ts';
 import { resolveWorkspace } from '../workspace.ts';
 import { type Command, CliError, parseOptions } from './command.ts';
 import { withCatalog } from './dataset/shared.ts';
@@ -34,6 +34,8 @@ model and run:
 
 const TRAINING = `training:
   --steps N | --epochs N  length of the run (one of them is required)
+  --recipe R              auto | paper | short (default auto: the short-run recipe when a fine-tune is
+                          under a tenth of the paper's schedule for the model, else the paper's)
   --lr X                  peak learning rate (default: the recipe's base lr x batch / 256)
   --warmup-steps N        (default: recipe warmup epochs, capped at a tenth of the run)
   --weight-decay X, --clip-grad X, --ema X, --seed N, --workers N
@@ -43,7 +45,12 @@ const TRAINING = `training:
 
 const HELP: Record<Kind, string> = {
   pretrain: `usage: cnx pretrain [options]\n\nFCMAE self-supervised pretraining (mask ratio 0.6, norm-pix loss).\n${COMMON}\n${TRAINING}\n  --mask-ratio X          (default 0.6)`,
-  finetune: `usage: cnx finetune [options]\n\nSupervised fine-tuning with the paper's recipe for the variant.\n${COMMON}\n${TRAINING}\n  --eval-every N          steps between evaluations on the val split\n  --label-smoothing X, --mixup X, --cutmix X, --drop-path X, --layer-decay X, --head-init-scale X`,
+  finetune: `usage: cnx finetune [options]\n\nSupervised fine-tuning with the recipe that fits the run (see --recipe).\n${COMMON}\n${TRAINING}
+  --eval-every N          steps between evaluations (and one at the end) on the eval split
+  --eval-split val|test   the split evaluations use (default val; the dataset must have it)
+  --label-smoothing X, --mixup X, --cutmix X, --drop-path X, --layer-decay X, --head-init-scale X
+  --rand-augment P        timm RandAugment policy (e.g. rand-m9-mstd0.5-inc1) or none
+  --reprob X              random erasing probability`,
   eval: `usage: cnx eval --weights FILE [options]\n\nTop-1/top-5, per-class accuracy and the confusion matrix on the val (or --split test) split.\n${COMMON}\n  --weights FILE          the classifier to evaluate\n  --split val|test`,
 };
 
@@ -56,8 +63,11 @@ const OPTIONS = {
   workers: { type: 'string' }, 'checkpoint-every': { type: 'string' }, init: { type: 'string' }, resume: { type: 'string' },
   'mask-ratio': { type: 'string' }, 'eval-every': { type: 'string' }, 'label-smoothing': { type: 'string' }, mixup: { type: 'string' },
   cutmix: { type: 'string' }, 'drop-path': { type: 'string' }, 'layer-decay': { type: 'string' }, 'head-init-scale': { type: 'string' },
-  weights: { type: 'string' }, split: { type: 'string', default: 'val' }, threads: { type: 'string', default: '0' },
+  weights: { type: 'string' }, split: { type: 'string', default: 'val' }, 'eval-split': { type: 'string' }, threads: { type: 'string', default: '0' },
+  recipe: { type: 'string', default: 'auto' }, 'rand-augment': { type: 'string' }, reprob: { type: 'string' },
 } as const;
+
+export type TrainValues = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
 
 const TORCH_RUNNER = join(dirname(fileURLToPath(import.meta.url)), '..', 'torch', 'run_job.py');
 
@@ -65,23 +75,79 @@ export const pretrainCommand = trainCommand('pretrain', 'FCMAE pretraining on a 
 export const finetuneCommand = trainCommand('finetune', 'supervised fine-tuning on a dataset');
 export const evalCommand = trainCommand('eval', 'evaluate a classifier on a dataset split');
 
+/** What the manifest tells the resolver: classes and images per split. */
+export interface ManifestFacts {
+  classes: number;
+  splits: Record<'train' | 'val' | 'test', number>;
+}
+
+/** The resolver's request for the options given (the Train form builds the same request from its fields). */
+export function cliJobRequest(kind: Kind, v: TrainValues, facts: ManifestFacts, paths: { runDir: string; manifest: string }): JobRequest {
+  const num = (k: keyof TrainValues): number | undefined => {
+    const s = v[k];
+    if (s === undefined) return undefined;
+    const x = Number(s);
+    if (typeof s !== 'string' || !Number.isFinite(x)) throw new CliError(`--${k} must be a number, got '${String(s)}'`);
+    return x;
+  };
+  const recipe = v.recipe ?? 'auto';
+  if (recipe !== 'auto' && recipe !== 'paper' && recipe !== 'short') throw new CliError(`--recipe must be auto, paper or short, got '${recipe}'`);
+  const evalSplit = (kind === 'eval' ? v.split : (v['eval-split'] ?? v.split ?? 'val')) ?? 'val';
+  if (evalSplit !== 'val' && evalSplit !== 'test') throw new CliError(`--${kind === 'eval' ? 'split' : 'eval-split'} must be val or test, got '${evalSplit}'`);
+  const steps = num('steps');
+  const epochs = num('epochs');
+  const overrides: RecipeOverrides = {};
+  const set = <K extends keyof RecipeOverrides>(k: K, value: RecipeOverrides[K] | undefined) => {
+    if (value !== undefined) overrides[k] = value;
+  };
+  set('lr', num('lr'));
+  set('warmupSteps', num('warmup-steps'));
+  set('weightDecay', num('weight-decay'));
+  set('clipGrad', num('clip-grad'));
+  set('emaDecay', num('ema'));
+  set('checkpointEvery', num('checkpoint-every'));
+  if (kind === 'pretrain') set('maskRatio', num('mask-ratio'));
+  if (kind === 'finetune') {
+    set('evalEvery', num('eval-every'));
+    set('labelSmoothing', num('label-smoothing'));
+    set('mixup', num('mixup'));
+    set('cutmix', num('cutmix'));
+    set('dropPath', num('drop-path'));
+    set('layerDecay', num('layer-decay'));
+    set('headInitScale', num('head-init-scale'));
+    set('reprob', num('reprob'));
+    if (v['rand-augment'] !== undefined) overrides.randAugment = v['rand-augment'] === 'none' ? null : v['rand-augment'];
+  }
+  return {
+    kind, arch: v.arch ?? 'convnextv2_atto', inputSize: num('size') ?? 224, batchSize: num('batch') ?? 32, numClasses: facts.classes,
+    trainImages: facts.splits.train, length: steps !== undefined ? { unit: 'steps', value: steps } : { unit: 'epochs', value: epochs ?? 0 },
+    recipe, overrides, runDir: paths.runDir, manifest: paths.manifest, seed: num('seed') ?? 0, ...(v.workers ? { workers: num('workers')! } : {}),
+    evalSplit, device: (v.device ?? 'auto') as JobRequest['device'],
+    initWeights: kind === 'eval' ? (v.weights ? resolve(v.weights) : null) : v.init ? resolve(v.init) : null, resume: v.resume ? resolve(v.resume) : null,
+  };
+}
+
+/** Refuses what would run but not as asked: no run length, no weights to evaluate, evaluations of a split that is empty. */
+function checkRequest(kind: Kind, v: TrainValues, facts: ManifestFacts, dataset: string | undefined): void {
+  if (kind === 'eval' && !v.weights) throw new CliError(`missing --weights\n\n${HELP.eval}`);
+  if (kind !== 'eval' && v.steps === undefined && v.epochs === undefined) throw new CliError(`give the run length with --steps or --epochs\n\n${HELP[kind]}`);
+  const split = kind === 'eval' ? (v.split ?? 'val') : (v['eval-split'] ?? v.split ?? 'val');
+  if (kind === 'finetune' && v['eval-every'] !== undefined && !facts.splits[split as 'val' | 'test']) {
+    const name = dataset ?? 'NAME';
+    const other = split === 'val' && facts.splits.test ? ', or evaluate on the test split with --eval-split test' : '';
+    throw new CliError(`--eval-every ${v['eval-every']}: the dataset has no ${split} images to evaluate on. Split some off with \`cnx dataset split ${name} --val 0.1\`${other}`);
+  }
+}
+
 function trainCommand(kind: Kind, summary: string): Command {
   return {
     summary,
     async run(args) {
       const o = parseOptions(args, OPTIONS, HELP[kind]);
       if (!o) return 0;
-      const v = o.values;
-      const num = (k: keyof typeof v, fallback?: number): number | undefined => {
-        const s = v[k];
-        if (s === undefined) return fallback;
-        const x = Number(s);
-        if (typeof s !== 'string' || !Number.isFinite(x)) throw new CliError(`--${k} must be a number, got '${String(s)}'`);
-        return x;
-      };
-      const arch = v.arch!;
+      const v = o.values as TrainValues;
       try {
-        parseArch(arch);
+        parseArch(v.arch!);
       } catch (e) {
         throw new CliError((e as Error).message);
       }
@@ -92,51 +158,20 @@ function trainCommand(kind: Kind, summary: string): Command {
       const manifest = await readManifest(manifestPath).catch((e: Error) => {
         throw new CliError(e.message);
       });
-      const batch = num('batch')!;
-      const trainCount = manifest.items.filter((i) => i.split === 'train').length;
-      const perEpoch = Math.max(1, Math.floor(trainCount / batch));
-      const recipe = finetuneRecipe(arch);
-      const config: JobConfigInput = {
-        version: 1, kind, runDir,
-        model: {
-          arch, numClasses: kind === 'pretrain' ? 0 : manifest.classes.length, inputSize: num('size')!,
-          ...(kind === 'finetune' ? { dropPathRate: num('drop-path', recipe.dropPath)!, headInitScale: num('head-init-scale', recipe.headInitScale)! } : {}),
-        },
-        data: { manifest: manifestPath, batchSize: batch, seed: num('seed')!, evalSplit: v.split === 'test' ? 'test' : 'val', ...(v.workers ? { workers: num('workers')! } : {}) },
-        device: v.device as 'auto',
-        ...(kind === 'pretrain' && v['mask-ratio'] ? { fcmae: { maskRatio: num('mask-ratio')! } } : {}),
-        ...(v.resume ? { resume: resolve(v.resume) } : {}),
-      };
-      if (kind === 'eval') {
-        if (!v.weights) throw new CliError(`missing --weights\n\n${HELP.eval}`);
-        config.init = { weights: resolve(v.weights) };
-      } else {
-        const steps = num('steps') ?? (v.epochs ? Math.round(num('epochs')! * perEpoch) : undefined);
-        if (!steps) throw new CliError(`give the run length with --steps or --epochs\n\n${HELP[kind]}`);
-        const pre = kind === 'pretrain';
-        const warmupEpochs = pre ? PRETRAIN_RECIPE.warmupEpochs : recipe.warmupEpochs;
-        config.optim = {
-          lr: num('lr', scaledLr(pre ? PRETRAIN_RECIPE.baseLr : recipe.baseLr, batch))!,
-          totalSteps: steps,
-          warmupSteps: num('warmup-steps', Math.min(Math.round(warmupEpochs * perEpoch), Math.floor(steps / 10)))!,
-          weightDecay: num('weight-decay', pre ? PRETRAIN_RECIPE.weightDecay : recipe.weightDecay)!,
-          betas: pre ? [...PRETRAIN_RECIPE.betas] : [0.9, 0.999],
-          clipGrad: num('clip-grad') ?? null,
-          emaDecay: num('ema') ?? null,
-          ...(pre ? {} : { labelSmoothing: num('label-smoothing', recipe.labelSmoothing)!, mixup: num('mixup', recipe.mixup)!, cutmix: num('cutmix', recipe.cutmix)!, layerDecay: num('layer-decay', recipe.layerDecay)! }),
-        };
-        config.checkpointEverySteps = num('checkpoint-every', Math.max(1, Math.round(steps / 10)))!;
-        if (v['eval-every']) config.evalEverySteps = num('eval-every')!;
-        if (v.init) config.init = { weights: resolve(v.init) };
-      }
+      const splits = { train: 0, val: 0, test: 0 };
+      for (const i of manifest.items) if (i.split in splits) splits[i.split as keyof typeof splits]++;
+      const facts = { classes: manifest.classes.length, splits };
+      checkRequest(kind, v, facts, v.dataset);
+      const resolved = resolveJob(cliJobRequest(kind, v, facts, { runDir, manifest: manifestPath }));
       try {
-        parseJobConfig(config);
+        parseJobConfig(resolved.config);
       } catch (e) {
         throw new CliError(`invalid option: ${(e as Error).message}`);
       }
       const engine = v.engine === 'auto' ? await autoEngine(v.python) : v.engine;
       if (engine !== 'onnx' && engine !== 'torch') throw new CliError(`--engine must be onnx, torch or auto, got '${engine}'`);
-      return run(config, engine, v, runDir);
+      if (kind !== 'eval' && !v.json) process.stderr.write(`recipe: ${resolved.reason}\n`);
+      return run(resolved.config, engine, v, runDir);
     },
   };
 }

@@ -4,15 +4,20 @@
 // The job config schema of common/job.ts checks the result too, so the form cannot disagree with the service.
 import type { EngineChoice, RunCreate, SystemInfo } from '../../common/api.ts';
 import { JobConfig, type JobConfigInput } from '../../common/job.ts';
-import { PRETRAIN_RECIPE, finetuneRecipe, scaledLr } from '../../common/recipes.ts';
+import { PRETRAIN_RECIPE, finetuneRecipe } from '../../common/recipes.ts';
+import { type JobKind, type JobRequest, type RecipeChoice, type RecipeOverrides, type ResolvedJob, resolveJob } from '../../common/resolve-job.ts';
 import { type ConvNeXtVersion, type VariantName, VARIANTS, timmModelName } from '../../common/variants.ts';
 
-export type TrainKind = 'pretrain' | 'finetune' | 'eval';
+export type TrainKind = JobKind;
 export type Device = 'auto' | 'cpu' | 'cuda' | 'mps';
 
 /** Where the weights come from: fresh, a checkpoint of one of our runs, or a file the user imports. */
 export type InitSource = { source: 'scratch' } | { source: 'run'; runId: string; step: number; path: string } | { source: 'file'; path: string };
 
+/**
+ * The form's fields. Recipe values are overrides: null leaves them to the recipe the resolver picks
+ * (common/resolve-job.ts, as `cnx pretrain|finetune` does), and the form shows what that resolves to.
+ */
 export interface TrainForm {
   kind: TrainKind;
   version: ConvNeXtVersion;
@@ -25,20 +30,24 @@ export interface TrainForm {
   batchSize: number;
   lengthUnit: 'steps' | 'epochs';
   length: number;
-  /** Peak lr; null: the recipe's base lr x batch / 256. */
+  /** auto: the short-run recipe for short fine-tunes, else the paper's. */
+  recipe: RecipeChoice;
   lr: number | null;
-  /** null: the recipe's warmup epochs, capped at a tenth of the run (as the CLI does). */
   warmupSteps: number | null;
-  weightDecay: number;
+  weightDecay: number | null;
+  /** null: no clipping. */
   clipGrad: number | null;
+  /** null: EMA off. */
   emaDecay: number | null;
-  maskRatio: number;
-  layerDecay: number;
-  labelSmoothing: number;
-  mixup: number;
-  cutmix: number;
-  dropPath: number;
-  /** null: ten checkpoints per run. */
+  maskRatio: number | null;
+  layerDecay: number | null;
+  labelSmoothing: number | null;
+  mixup: number | null;
+  cutmix: number | null;
+  dropPath: number | null;
+  /** A timm RandAugment policy, 'none', or null for the recipe's. */
+  randAugment: string | null;
+  reprob: number | null;
   checkpointEvery: number | null;
   evalEvery: number | null;
   evalSplit: 'val' | 'test';
@@ -63,23 +72,10 @@ export function archOf(f: Pick<TrainForm, 'version' | 'variant'>): string {
   return timmModelName(f.variant, f.version);
 }
 
-/** The paper's values for the form's kind and variant (EMA stays off: at 0.9999 it needs ~10k steps to matter). */
-export function recipeValues(kind: TrainKind, variant: VariantName): Pick<TrainForm, 'lr' | 'warmupSteps' | 'weightDecay' | 'layerDecay' | 'labelSmoothing' | 'mixup' | 'cutmix' | 'dropPath' | 'maskRatio' | 'emaDecay' | 'clipGrad'> {
-  const r = finetuneRecipe(timmModelName(variant, 2));
-  return {
-    lr: null,
-    warmupSteps: null,
-    weightDecay: kind === 'pretrain' ? PRETRAIN_RECIPE.weightDecay : r.weightDecay,
-    layerDecay: r.layerDecay,
-    labelSmoothing: r.labelSmoothing,
-    mixup: r.mixup,
-    cutmix: r.cutmix,
-    dropPath: r.dropPath,
-    maskRatio: PRETRAIN_RECIPE.maskRatio,
-    emaDecay: null,
-    clipGrad: null,
-  };
-}
+/** The recipe fields, all back to the recipe. */
+export const RECIPE_FIELDS = ['lr', 'warmupSteps', 'weightDecay', 'layerDecay', 'labelSmoothing', 'mixup', 'cutmix', 'dropPath', 'maskRatio', 'randAugment', 'reprob'] as const;
+export type RecipeField = (typeof RECIPE_FIELDS)[number];
+export const recipeDefaults = (): Pick<TrainForm, RecipeField> => Object.fromEntries(RECIPE_FIELDS.map((k) => [k, null])) as Pick<TrainForm, RecipeField>;
 
 export function defaultForm(kind: TrainKind = 'pretrain', variant: VariantName = 'atto'): TrainForm {
   return {
@@ -93,8 +89,11 @@ export function defaultForm(kind: TrainKind = 'pretrain', variant: VariantName =
     inputSize: 224,
     batchSize: 32,
     lengthUnit: 'epochs',
-    length: kind === 'pretrain' ? 800 : finetuneRecipe(timmModelName(variant, 2)).epochs,
-    ...recipeValues(kind, variant),
+    length: kind === 'pretrain' ? PRETRAIN_RECIPE.epochs : finetuneRecipe(timmModelName(variant, 2)).epochs,
+    recipe: 'auto',
+    ...recipeDefaults(),
+    emaDecay: null,
+    clipGrad: null,
     checkpointEvery: null,
     evalEvery: null,
     evalSplit: 'val',
@@ -104,35 +103,38 @@ export function defaultForm(kind: TrainKind = 'pretrain', variant: VariantName =
   };
 }
 
-/** The numbers the form leaves to the recipe, worked out. */
-export interface Resolved {
+const PLACEHOLDER_DIR = '/workspace/runs/new';
+
+/** The resolver's request for the form (the CLI builds the same request from its options). */
+export function formRequest(f: TrainForm, facts: DatasetFacts | null): JobRequest {
+  const pre = f.kind === 'pretrain';
+  const overrides: RecipeOverrides = { clipGrad: f.clipGrad, emaDecay: f.emaDecay };
+  for (const k of ['lr', 'warmupSteps', 'weightDecay', 'layerDecay', 'labelSmoothing', 'mixup', 'cutmix', 'dropPath', 'maskRatio', 'reprob', 'checkpointEvery'] as const) {
+    const value = f[k];
+    if (value !== null) overrides[k] = value;
+  }
+  if (f.randAugment !== null) overrides.randAugment = f.randAugment === 'none' ? null : f.randAugment;
+  if (f.kind === 'finetune' && f.evalEvery !== null) overrides.evalEvery = f.evalEvery;
+  return {
+    kind: f.kind, arch: archOf(f), inputSize: f.inputSize, batchSize: f.batchSize, numClasses: facts?.classes ?? 0,
+    trainImages: facts ? (pre ? facts.trainImages : facts.labeledTrain) : 0, length: { unit: f.lengthUnit, value: f.length },
+    recipe: f.recipe, overrides, runDir: PLACEHOLDER_DIR, manifest: `${PLACEHOLDER_DIR}/manifest.json`, seed: f.seed, workers: f.workers,
+    evalSplit: f.evalSplit, device: f.device, initWeights: f.init.source === 'scratch' ? null : f.init.path,
+  };
+}
+
+/** The numbers the form leaves to the recipe, worked out, with the recipe and why. */
+export interface Resolved extends ResolvedJob {
   arch: string;
-  stepsPerEpoch: number;
-  steps: number;
   lr: number;
-  baseLr: number;
   warmupSteps: number;
   checkpointEvery: number;
 }
 
 export function resolve(f: TrainForm, facts: DatasetFacts | null): Resolved {
-  const arch = archOf(f);
-  const pre = f.kind === 'pretrain';
-  const usable = facts ? (pre ? facts.trainImages : facts.labeledTrain) : 0;
-  const stepsPerEpoch = Math.max(1, Math.floor(usable / Math.max(1, f.batchSize)));
-  const steps = f.lengthUnit === 'epochs' ? Math.max(1, Math.round(f.length * stepsPerEpoch)) : Math.max(1, Math.round(f.length));
-  const recipe = finetuneRecipe(timmModelName(f.variant, 2));
-  const baseLr = pre ? PRETRAIN_RECIPE.baseLr : recipe.baseLr;
-  const warmupEpochs = pre ? PRETRAIN_RECIPE.warmupEpochs : recipe.warmupEpochs;
-  return {
-    arch,
-    stepsPerEpoch,
-    steps,
-    baseLr,
-    lr: f.lr ?? scaledLr(baseLr, f.batchSize),
-    warmupSteps: f.warmupSteps ?? Math.min(Math.round(warmupEpochs * stepsPerEpoch), Math.floor(steps / 10)),
-    checkpointEvery: f.checkpointEvery ?? Math.max(1, Math.round(steps / 10)),
-  };
+  const r = resolveJob(formRequest(f, facts));
+  const o = r.config.optim;
+  return { ...r, arch: archOf(f), lr: o?.lr ?? 0, warmupSteps: o?.warmupSteps ?? 0, checkpointEvery: r.config.checkpointEverySteps ?? 1 };
 }
 
 export interface Problem {
@@ -162,6 +164,8 @@ const CONFIG_FIELD: Record<string, string> = {
   'optim.mixup': 'mixup',
   'optim.cutmix': 'cutmix',
   'fcmae.maskRatio': 'maskRatio',
+  'augment.randAugment': 'randAugment',
+  'augment.reprob': 'reprob',
   checkpointEverySteps: 'checkpointEvery',
   evalEverySteps: 'evalEvery',
   'init.weights': 'init',
@@ -173,46 +177,20 @@ export function formFieldOf(configPath: string): string {
   return CONFIG_FIELD[p] ?? '';
 }
 
-const PLACEHOLDER_DIR = '/workspace/runs/new';
-
 /** The job config draft (runs.create's config) the form describes. */
 export function buildConfig(f: TrainForm, facts: DatasetFacts | null): JobConfigInput {
-  const r = resolve(f, facts);
-  const pre = f.kind === 'pretrain';
-  const weights = f.init.source === 'scratch' ? null : f.init.path;
-  const config: JobConfigInput = {
-    version: 1,
-    kind: f.kind,
-    runDir: PLACEHOLDER_DIR,
-    model: {
-      arch: r.arch,
-      numClasses: pre ? 0 : (facts?.classes ?? 0),
-      inputSize: f.inputSize,
-      ...(f.kind === 'finetune' ? { dropPathRate: f.dropPath, headInitScale: finetuneRecipe(timmModelName(f.variant, 2)).headInitScale } : {}),
-    },
-    data: { manifest: `${PLACEHOLDER_DIR}/manifest.json`, batchSize: f.batchSize, seed: f.seed, workers: f.workers, evalSplit: f.evalSplit },
-    device: f.device,
-    init: { weights },
-  };
-  if (pre) config.fcmae = { maskRatio: f.maskRatio };
-  if (f.kind !== 'eval') {
-    config.optim = {
-      lr: r.lr,
-      totalSteps: r.steps,
-      warmupSteps: r.warmupSteps,
-      weightDecay: f.weightDecay,
-      betas: pre ? [PRETRAIN_RECIPE.betas[0], PRETRAIN_RECIPE.betas[1]] : [0.9, 0.999],
-      clipGrad: f.clipGrad,
-      emaDecay: f.emaDecay,
-      ...(pre ? {} : { labelSmoothing: f.labelSmoothing, mixup: f.mixup, cutmix: f.cutmix, layerDecay: f.layerDecay }),
-    };
-    config.checkpointEverySteps = r.checkpointEvery;
-    if (f.kind === 'finetune' && f.evalEvery !== null) config.evalEverySteps = f.evalEvery;
-  }
-  return config;
+  return resolveJob(formRequest(f, facts)).config;
 }
 
 const finite = (v: number | null) => v === null || Number.isFinite(v);
+/** An override is fine when left to the recipe (null) or a number that passes `ok`. */
+const set = (v: number | null, ok: (x: number) => boolean) => v === null || (Number.isFinite(v) && ok(v));
+
+/** Why evaluations cannot run, and the two fixes (the form offers the first as a button). */
+export function noEvalSplit(facts: DatasetFacts, split: 'val' | 'test'): string {
+  const other = split === 'val' && facts.test > 0 ? ', or evaluate on the test split' : '';
+  return `'${facts.name}' has no ${split} images to evaluate on: split some off (cnx dataset split ${facts.name} --val 0.1)${other}`;
+}
 
 /**
  * Everything wrong with the form, each problem on the field that fixes it and saying why. Errors block the
@@ -236,7 +214,8 @@ export function checkForm(f: TrainForm, facts: DatasetFacts | null, system: Syst
     if (f.kind !== 'eval' && usable < f.batchSize) error('batchSize', `'${facts.name}' has ${usable} ${pre ? '' : 'labeled '}training images, fewer than one batch of ${f.batchSize}; lower the batch size or add images`);
     const evalImages = f.evalSplit === 'val' ? facts.val : facts.test;
     if (f.kind === 'eval' && evalImages === 0) error('evalSplit', `'${facts.name}' has no ${f.evalSplit} images to evaluate on; split some off under Datasets`);
-    if (f.kind === 'finetune' && evalImages === 0) warn('evalSplit', `'${facts.name}' has no ${f.evalSplit} images: the run will report no accuracy or confusion matrix (split some off under Datasets)`);
+    if (f.kind === 'finetune' && evalImages === 0 && f.evalEvery !== null) error('evalEvery', noEvalSplit(facts, f.evalSplit));
+    else if (f.kind === 'finetune' && evalImages === 0) warn('evalSplit', `'${facts.name}' has no ${f.evalSplit} images: the run will report no accuracy or confusion matrix (split some off under Datasets)`);
   }
 
   if (!Number.isInteger(f.inputSize) || f.inputSize < 32 || f.inputSize % 32 !== 0) error('inputSize', 'must be a multiple of 32 (at least 32): ConvNeXt downsamples by 32 and FCMAE masks 32 px patches');
@@ -246,18 +225,18 @@ export function checkForm(f: TrainForm, facts: DatasetFacts | null, system: Syst
     else if (f.lengthUnit === 'steps' && !Number.isInteger(f.length)) error('length', 'steps must be a whole number');
     if (f.lr !== null && !(f.lr > 0 && Number.isFinite(f.lr))) error('lr', 'must be a positive number (leave empty for the recipe: base lr x batch / 256)');
     if (f.warmupSteps !== null && !(Number.isInteger(f.warmupSteps) && f.warmupSteps >= 0)) error('warmupSteps', 'must be a whole number of steps, 0 or more');
-    if (!(f.weightDecay >= 0)) error('weightDecay', 'must be 0 or more');
+    if (!set(f.weightDecay, (x) => x >= 0)) error('weightDecay', 'must be 0 or more (empty: the recipe\'s)');
     if (!finite(f.clipGrad) || (f.clipGrad !== null && f.clipGrad <= 0)) error('clipGrad', 'must be a positive gradient norm, or empty for no clipping');
     if (f.emaDecay !== null && !(f.emaDecay >= 0 && f.emaDecay < 1)) error('emaDecay', 'must be in [0, 1), e.g. 0.9999; empty turns EMA off');
     if (f.checkpointEvery !== null && !(Number.isInteger(f.checkpointEvery) && f.checkpointEvery >= 1)) error('checkpointEvery', 'must be a whole number of steps, at least 1');
   }
-  if (pre && !(f.maskRatio > 0 && f.maskRatio < 1)) error('maskRatio', 'must be between 0 and 1 (the paper masks 0.6 of the patches); some patches must stay visible');
+  if (pre && !set(f.maskRatio, (x) => x > 0 && x < 1)) error('maskRatio', 'must be between 0 and 1 (the paper masks 0.6 of the patches); some patches must stay visible');
   if (f.kind === 'finetune') {
-    if (!(f.layerDecay > 0 && f.layerDecay <= 1)) error('layerDecay', 'must be in (0, 1]; 1 turns layer-wise decay off');
-    if (!(f.labelSmoothing >= 0 && f.labelSmoothing < 1)) error('labelSmoothing', 'must be in [0, 1)');
-    if (!(f.mixup >= 0)) error('mixup', 'must be 0 (off) or a positive Beta parameter');
-    if (!(f.cutmix >= 0)) error('cutmix', 'must be 0 (off) or a positive Beta parameter');
-    if (!(f.dropPath >= 0 && f.dropPath < 1)) error('dropPath', 'must be in [0, 1)');
+    if (!set(f.layerDecay, (x) => x > 0 && x <= 1)) error('layerDecay', 'must be in (0, 1]; 1 turns layer-wise decay off');
+    if (!set(f.labelSmoothing, (x) => x >= 0 && x < 1)) error('labelSmoothing', 'must be in [0, 1)');
+    if (!set(f.mixup, (x) => x >= 0)) error('mixup', 'must be 0 (off) or a positive Beta parameter');
+    if (!set(f.cutmix, (x) => x >= 0)) error('cutmix', 'must be 0 (off) or a positive Beta parameter');
+    if (!set(f.dropPath, (x) => x >= 0 && x < 1)) error('dropPath', 'must be in [0, 1)');
     if (f.evalEvery !== null && !(Number.isInteger(f.evalEvery) && f.evalEvery >= 1)) error('evalEvery', 'must be a whole number of steps (empty: evaluate at the end)');
     if (f.init.source === 'scratch') warn('init', 'fine-tuning from scratch: the paper fine-tunes an FCMAE-pretrained encoder; pick a pretraining run\'s checkpoint to start from it');
   }

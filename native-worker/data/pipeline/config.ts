@@ -62,3 +62,19 @@ export function resolveTransform(o: TransformOptions): TransformConfig {
   if (!(cfg.cropPct > 0 && cfg.cropPct <= 1)) throw new RangeError(`cropPct ${cfg.cropPct} must be in (0, 1]`);
   return cfg;
 }
+
+/**
+ * A timm RandAugment policy string as the loader's settings: `rand-m9-mstd0.5-inc1` is magnitude 9 with std
+ * 0.5 over timm's "increasing" ops; n (layers, default 2) and p (probability per op, default 0.5) as timm.
+ */
+export function randAugmentFromPolicy(policy: string): RandAugmentConfig {
+  const [head, ...parts] = policy.split('-');
+  const o: Record<string, number> = {};
+  for (const part of parts) {
+    const m = /^(mstd|mmax|inc|m|n|p)(\d+(?:\.\d+)?)$/.exec(part);
+    if (head !== 'rand' || !m) throw new RangeError(`RandAugment policy '${policy}': '${part}' is not a timm setting (e.g. rand-m9-mstd0.5-inc1)`);
+    o[m[1]!] = Number(m[2]);
+  }
+  if (o.inc !== 1) throw new RangeError(`RandAugment policy '${policy}': this loader implements timm's increasing op set only; add -inc1`);
+  return { layers: o.n ?? 2, magnitude: o.m ?? 10, magnitudeStd: o.mstd ?? 0, prob: o.p ?? 0.5 };
+}

@@ -8,14 +8,17 @@
            "layerDecayType"=null (auto: "group" for base/large/huge, else "single"), "clipGrad"=null,
            "warmupSteps"=0, "minLr"=0, "accumSteps"=1, "labelSmoothing"=0, "mixup"=0, "cutmix"=0,
            "emaDecay"=null},
+ "augment": {"randAugment"="rand-m9-mstd0.5-inc1" (timm policy) | null, "reprob"=0.25,
+             "scale"=[0.08, 1] (RandomResizedCrop area range)},
  "init": {"weights": path | null}, "resume": path | null, "device"="auto", "precision"="fp32",
  "channelsLast"=true, "compile"=false, "checkpointEverySteps", "evalEverySteps"=null, "logEverySteps"=1}
 `optim` and `checkpointEverySteps` are required for pretrain/finetune; eval needs `init.weights`.
-`lr` is the peak learning rate itself (use recipes.scaled_lr for the paper's batch/256 rule).
+`lr` is the peak learning rate itself (common/resolve-job.ts resolves it with the paper's batch/256 rule).
 """
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
@@ -192,6 +195,16 @@ class OptimConfig:
 
 
 @dataclass(frozen=True)
+class AugmentConfig:
+    rand_augment: Optional[str] = "rand-m9-mstd0.5-inc1"
+    reprob: float = 0.25
+    scale: Tuple[float, float] = (0.08, 1.0)
+
+
+RANDAUGMENT_POLICY = re.compile(r"^rand(-(m|n|mstd|mmax|p|inc)\d+(\.\d+)?)+$")
+
+
+@dataclass(frozen=True)
 class JobConfig:
     kind: str
     run_dir: str
@@ -199,6 +212,7 @@ class JobConfig:
     fcmae: FcmaeConfig
     data: DataConfig
     optim: Optional[OptimConfig]
+    augment: AugmentConfig
     init_weights: Optional[str]
     resume: Optional[str]
     device: str
@@ -244,6 +258,22 @@ def _data(f: _Fields) -> DataConfig:
     cfg = DataConfig(manifest=f.abs_path("manifest"), batch_size=f.integer("batchSize", lo=1),
                      workers=f.integer("workers", 2, lo=0), seed=f.integer("seed", 0, lo=0),
                      eval_split=f.choice("evalSplit", ("val", "test"), "val"))
+    f.done()
+    return cfg
+
+
+def _augment(f: _Fields) -> AugmentConfig:
+    policy = f.value("randAugment", AugmentConfig.rand_augment)
+    if policy is not None and not (isinstance(policy, str) and RANDAUGMENT_POLICY.match(policy)):
+        raise ConfigError(f"{f.path}.randAugment",
+                          f"must be a timm RandAugment policy such as rand-m9-mstd0.5-inc1, or null; got {policy!r}")
+    scale = f.value("scale", [0.08, 1.0])
+    if (not isinstance(scale, list) or len(scale) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in scale)
+            or not 0 < scale[0] <= scale[1] <= 1):
+        raise ConfigError(f"{f.path}.scale", f"must be [lo, hi] with 0 < lo <= hi <= 1, got {scale!r}")
+    cfg = AugmentConfig(rand_augment=policy, reprob=f.number("reprob", 0.25, lo=0.0, hi=1.0),
+                        scale=(float(scale[0]), float(scale[1])))
     f.done()
     return cfg
 
@@ -299,6 +329,8 @@ def parse_job_config(raw: Any) -> JobConfig:
     data = _data(top.obj("data"))
     optim_fields = top.obj("optim") if training else top.opt_obj("optim", None)
     optim = _optim(optim_fields) if optim_fields is not None else None
+    augment_fields = top.opt_obj("augment", None)
+    augment = _augment(augment_fields) if augment_fields is not None else AugmentConfig()
     init_fields = top.opt_obj("init", None)
     init_weights: Optional[str] = None
     if init_fields is not None:
@@ -334,6 +366,6 @@ def parse_job_config(raw: Any) -> JobConfig:
             if value:
                 raise ConfigError(f"optim.{name}", "applies to fine-tuning only")
     return JobConfig(kind=kind, run_dir=run_dir, model=model, fcmae=fcmae, data=data, optim=optim,
-                     init_weights=init_weights, resume=resume, device=device, precision=precision,
+                     augment=augment, init_weights=init_weights, resume=resume, device=device, precision=precision,
                      channels_last=channels_last, compile=compile_flag, checkpoint_every_steps=checkpoint_every,
                      eval_every_steps=eval_every, log_every_steps=log_every)
