@@ -81,6 +81,15 @@ export interface ManifestFacts {
   splits: Record<'train' | 'val' | 'test', number>;
 }
 
+/** Options that set a recipe value, the value they set, and the kinds they apply to. */
+const NUMERIC_OVERRIDES: readonly [keyof TrainValues, keyof RecipeOverrides, readonly Kind[]][] = [
+  ['lr', 'lr', ['pretrain', 'finetune']], ['warmup-steps', 'warmupSteps', ['pretrain', 'finetune']], ['weight-decay', 'weightDecay', ['pretrain', 'finetune']],
+  ['clip-grad', 'clipGrad', ['pretrain', 'finetune']], ['ema', 'emaDecay', ['pretrain', 'finetune']], ['checkpoint-every', 'checkpointEvery', ['pretrain', 'finetune']],
+  ['mask-ratio', 'maskRatio', ['pretrain']], ['eval-every', 'evalEvery', ['finetune']], ['label-smoothing', 'labelSmoothing', ['finetune']],
+  ['mixup', 'mixup', ['finetune']], ['cutmix', 'cutmix', ['finetune']], ['drop-path', 'dropPath', ['finetune']], ['layer-decay', 'layerDecay', ['finetune']],
+  ['head-init-scale', 'headInitScale', ['finetune']], ['reprob', 'reprob', ['finetune']],
+];
+
 /** The resolver's request for the options given (the Train form builds the same request from its fields). */
 export function cliJobRequest(kind: Kind, v: TrainValues, facts: ManifestFacts, paths: { runDir: string; manifest: string }): JobRequest {
   const num = (k: keyof TrainValues): number | undefined => {
@@ -97,25 +106,11 @@ export function cliJobRequest(kind: Kind, v: TrainValues, facts: ManifestFacts, 
   const steps = num('steps');
   const epochs = num('epochs');
   const overrides: RecipeOverrides = {};
-  const set = <K extends keyof RecipeOverrides>(k: K, value: RecipeOverrides[K] | undefined) => {
-    if (value !== undefined) overrides[k] = value;
-  };
-  set('lr', num('lr'));
-  set('warmupSteps', num('warmup-steps'));
-  set('weightDecay', num('weight-decay'));
-  set('clipGrad', num('clip-grad'));
-  set('emaDecay', num('ema'));
-  set('checkpointEvery', num('checkpoint-every'));
-  if (kind === 'pretrain') set('maskRatio', num('mask-ratio'));
+  for (const [option, key, kinds] of NUMERIC_OVERRIDES) {
+    const x = num(option);
+    if (x !== undefined && kinds.includes(kind)) (overrides as Record<string, number>)[key] = x;
+  }
   if (kind === 'finetune') {
-    set('evalEvery', num('eval-every'));
-    set('labelSmoothing', num('label-smoothing'));
-    set('mixup', num('mixup'));
-    set('cutmix', num('cutmix'));
-    set('dropPath', num('drop-path'));
-    set('layerDecay', num('layer-decay'));
-    set('headInitScale', num('head-init-scale'));
-    set('reprob', num('reprob'));
     if (v['rand-augment'] !== undefined) overrides.randAugment = v['rand-augment'] === 'none' ? null : v['rand-augment'];
   }
   return {
@@ -170,7 +165,7 @@ function trainCommand(kind: Kind, summary: string): Command {
       }
       const engine = v.engine === 'auto' ? await autoEngine(v.python) : v.engine;
       if (engine !== 'onnx' && engine !== 'torch') throw new CliError(`--engine must be onnx, torch or auto, got '${engine}'`);
-      if (kind !== 'eval' && !v.json) process.stderr.write(`recipe: ${resolved.reason}\n`);
+      if (kind !== 'eval') process.stderr.write(`recipe: ${resolved.reason}\n`);
       return run(resolved.config, engine, v, runDir);
     },
   };
