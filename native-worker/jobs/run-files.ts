@@ -55,6 +55,34 @@ export async function saveRunCheckpoint(
 /** The ONNX engine's RNG state (xoshiro128**, four u32) as a state tensor and back. */
 export const rngTensor = (s: Uint32Array): Tensor => makeTensor([s.length], BigInt64Array.from(s, (v) => BigInt(v)));
 
+// Trainer state keys and state-file keys, both ways (cnx_torch/checkpoint.py writes the same file keys):
+//   <param>.exp_avg, <param>.exp_avg_sq  <->  optim.<param>.exp_avg, optim.<param>.exp_avg_sq
+//   <param>.ema                          <->  ema.<param>
+const TRAINER_KEY = /^(.+)\.(exp_avg|exp_avg_sq|ema)$/;
+const FILE_KEY = /^optim\.(.+)\.(exp_avg|exp_avg_sq)$|^ema\.(.+)$/;
+
+/** The trainer's state as state-file tensors, with each parameter's step count and the RNG state. */
+export function stateToFile(state: ReadonlyMap<string, Float32Array>, shapes: ReadonlyMap<string, readonly number[]>, params: readonly { name: string }[], step: number, rng: Uint32Array): Map<string, Tensor> {
+  const out = new Map<string, Tensor>();
+  for (const [k, v] of state) {
+    const [, param, key] = TRAINER_KEY.exec(k)!;
+    out.set(key === 'ema' ? `ema.${param}` : `optim.${param}.${key}`, makeTensor([...shapes.get(param!)!], v));
+  }
+  for (const p of params) out.set(`optim.${p.name}.step`, makeTensor([], Float32Array.of(step)));
+  out.set('rng.onnx', rngTensor(rng));
+  return out;
+}
+
+/** A state file's tensors as the trainer's state (step counts and RNG states are read elsewhere). */
+export function stateFromFile(tensors: ReadonlyMap<string, Float32Array>): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  for (const [k, v] of tensors) {
+    const m = FILE_KEY.exec(k);
+    if (m) out.set(m[3] !== undefined ? `${m[3]}.ema` : `${m[1]}.${m[2]}`, v);
+  }
+  return out;
+}
+
 /** Weights and state files named by a pointer (last.json/best.json), a step-N.state file or a step-N file. */
 export function resolveResume(path: string): { weights: string; state: string } {
   const folder = dirname(path);

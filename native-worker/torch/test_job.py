@@ -183,6 +183,15 @@ class Failures(unittest.TestCase):
         self.assertIn("no such weights file", events[-2]["message"])
         self.assertEqual(events[-1]["status"], "failed")
 
+    def test_eval_every_without_the_eval_split_names_both_fixes(self) -> None:
+        cfg = job_config("finetune", os.path.join(self.tmp.name, "run"), self.manifest, evalEverySteps=2,
+                         data={"evalSplit": "test"})
+        code, events, _ = run_job(cfg, self.tmp.name)
+        self.assertEqual(code, 1)
+        self.assertEqual([e["type"] for e in events], ["error", "done"])
+        self.assertIn("evalEverySteps is set but the dataset has no labeled test images to evaluate on; split some "
+                      "off (cnx dataset split NAME --val 0.1) or evaluate on the test split", events[0]["message"])
+
     def test_sigterm_checkpoints_and_reports_cancelled(self) -> None:
         run_dir = os.path.join(self.tmp.name, "run")
         cfg = job_config("pretrain", run_dir, self.manifest, optim={"totalSteps": 10_000},

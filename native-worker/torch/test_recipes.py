@@ -14,26 +14,19 @@ import torch.nn.functional as F  # noqa: E402
 
 from cnx_torch.fcmae import create_fcmae  # noqa: E402
 from cnx_torch.models import create_model  # noqa: E402
-from cnx_torch.recipes import (FINETUNE, PRETRAIN, MixupCutmix, ModelEma, classification_loss,  # noqa: E402
-                               default_layer_decay_type, layer_id, layer_scales, lr_at, param_groups, scaled_lr)
+from cnx_torch.recipes import (MixupCutmix, ModelEma, classification_loss, default_layer_decay_type,  # noqa: E402
+                               layer_id, layer_scales, lr_at, param_groups)
 
 ATTO = (2, 2, 6, 2)
 BASE = (3, 3, 27, 3)
 
 
 class Tables(unittest.TestCase):
-    def test_paper_values(self) -> None:
-        self.assertEqual((PRETRAIN.base_lr, PRETRAIN.betas, PRETRAIN.weight_decay), (1.5e-4, (0.9, 0.95), 0.05))
-        self.assertAlmostEqual(scaled_lr(PRETRAIN.base_lr, 4096), 2.4e-3)
-        self.assertEqual((FINETUNE["atto"].base_lr, FINETUNE["atto"].weight_decay, FINETUNE["atto"].layer_decay),
-                         (2e-4, 0.3, 0.9))
-        self.assertEqual(FINETUNE["femto"].weight_decay, 0.05)
-        self.assertEqual((FINETUNE["tiny"].base_lr, FINETUNE["tiny"].warmup_epochs, FINETUNE["tiny"].drop_path),
-                         (8e-4, 40, 0.2))
-        self.assertEqual((FINETUNE["base"].layer_decay, FINETUNE["base"].layer_decay_type), (0.6, "group"))
-        self.assertEqual((FINETUNE["huge"].base_lr, FINETUNE["huge"].layer_decay), (1.25e-3, 0.75))
+    def test_default_layer_decay_type_follows_depth(self) -> None:
         self.assertEqual(default_layer_decay_type("convnextv2_large"), "group")
+        self.assertEqual(default_layer_decay_type("convnext_small"), "group")
         self.assertEqual(default_layer_decay_type("convnextv2_nano"), "single")
+        self.assertEqual(default_layer_decay_type("convnextv2_tiny"), "single")
 
 
 class Schedule(unittest.TestCase):

@@ -3,17 +3,22 @@
 // numbers as `cnx pretrain|finetune`), what is wrong with it and why, and the runs.create request it becomes.
 // The job config schema of common/job.ts checks the result too, so the form cannot disagree with the service.
 import type { EngineChoice, RunCreate, SystemInfo } from '../../common/api.ts';
-import { type EraseMode, defaultAugment, parseRandAugment } from '../../common/augment.ts';
+import { type EraseMode, parseRandAugment } from '../../common/augment.ts';
 import { JobConfig, type JobConfigInput } from '../../common/job.ts';
-import { PRETRAIN_RECIPE, finetuneRecipe, scaledLr } from '../../common/recipes.ts';
+import { PRETRAIN_RECIPE, finetuneRecipe } from '../../common/recipes.ts';
+import { type AugmentOverrides, type JobKind, type JobRequest, type RecipeChoice, type RecipeOverrides, type ResolvedJob, resolveJob } from '../../common/resolve-job.ts';
 import { type ConvNeXtVersion, type VariantName, VARIANTS, timmModelName } from '../../common/variants.ts';
 
-export type TrainKind = 'pretrain' | 'finetune' | 'eval';
+export type TrainKind = JobKind;
 export type Device = 'auto' | 'cpu' | 'cuda' | 'mps';
 
 /** Where the weights come from: fresh, a checkpoint of one of our runs, or a file the user imports. */
 export type InitSource = { source: 'scratch' } | { source: 'run'; runId: string; step: number; path: string } | { source: 'file'; path: string };
 
+/**
+ * The form's fields. Recipe values are overrides: null leaves them to the recipe the resolver picks
+ * (common/resolve-job.ts, as `cnx pretrain|finetune` does), and the form shows what that resolves to.
+ */
 export interface TrainForm {
   kind: TrainKind;
   version: ConvNeXtVersion;
@@ -30,30 +35,31 @@ export interface TrainForm {
   batchSize: number;
   lengthUnit: 'steps' | 'epochs';
   length: number;
-  /** Peak lr; null: the recipe's base lr x batch / 256. */
+  /** auto: the short-run recipe for short fine-tunes, else the paper's. */
+  recipe: RecipeChoice;
   lr: number | null;
-  /** null: the recipe's warmup epochs, capped at a tenth of the run (as the CLI does). */
   warmupSteps: number | null;
-  weightDecay: number;
+  weightDecay: number | null;
+  /** null: no clipping. */
   clipGrad: number | null;
+  /** null: EMA off. */
   emaDecay: number | null;
-  maskRatio: number;
-  layerDecay: number;
-  labelSmoothing: number;
-  mixup: number;
-  cutmix: number;
-  dropPath: number;
-  /** Training augmentation (data.augment, common/augment.ts): RandomResizedCrop's smallest area share. */
-  scaleMin: number;
-  /** Pad-crop padding in pixels instead of RandomResizedCrop; null: RandomResizedCrop. */
+  maskRatio: number | null;
+  layerDecay: number | null;
+  labelSmoothing: number | null;
+  mixup: number | null;
+  cutmix: number | null;
+  dropPath: number | null;
+  /** Training augmentation (data.augment, common/augment.ts), null for the recipe's: RandomResizedCrop's smallest area share. */
+  scaleMin: number | null;
+  /** Pad-crop padding in pixels instead of RandomResizedCrop; null: RandomResizedCrop (no recipe pads). */
   padCrop: number | null;
-  hflip: number;
-  /** timm RandAugment policy; '' for none. */
-  randAugment: string;
-  reprob: number;
-  remode: EraseMode;
-  recount: number;
-  /** null: ten checkpoints per run. */
+  hflip: number | null;
+  /** A timm RandAugment policy, 'none', or null for the recipe's. */
+  randAugment: string | null;
+  reprob: number | null;
+  remode: EraseMode | null;
+  recount: number | null;
   checkpointEvery: number | null;
   evalEvery: number | null;
   evalSplit: 'val' | 'test';
@@ -78,33 +84,12 @@ export function archOf(f: Pick<TrainForm, 'version' | 'variant'>): string {
   return timmModelName(f.variant, f.version);
 }
 
-type AugmentField = 'scaleMin' | 'padCrop' | 'hflip' | 'randAugment' | 'reprob' | 'remode' | 'recount';
+const AUGMENT_FIELDS = ['scaleMin', 'padCrop', 'hflip', 'randAugment', 'reprob', 'remode', 'recount'] as const;
 
-/** The paper's values for the form's kind and variant (EMA stays off: at 0.9999 it needs ~10k steps to matter). */
-export function recipeValues(kind: TrainKind, variant: VariantName): Pick<TrainForm, 'lr' | 'warmupSteps' | 'weightDecay' | 'layerDecay' | 'labelSmoothing' | 'mixup' | 'cutmix' | 'dropPath' | 'maskRatio' | 'emaDecay' | 'clipGrad' | AugmentField> {
-  const r = finetuneRecipe(timmModelName(variant, 2));
-  const a = defaultAugment(kind);
-  return {
-    scaleMin: a.scale[0],
-    padCrop: a.padCrop,
-    hflip: a.hflip,
-    randAugment: a.randAugment ?? '',
-    reprob: a.reprob,
-    remode: a.remode,
-    recount: a.recount,
-    lr: null,
-    warmupSteps: null,
-    weightDecay: kind === 'pretrain' ? PRETRAIN_RECIPE.weightDecay : r.weightDecay,
-    layerDecay: r.layerDecay,
-    labelSmoothing: r.labelSmoothing,
-    mixup: r.mixup,
-    cutmix: r.cutmix,
-    dropPath: r.dropPath,
-    maskRatio: PRETRAIN_RECIPE.maskRatio,
-    emaDecay: null,
-    clipGrad: null,
-  };
-}
+/** The recipe fields, all back to the recipe. */
+export const RECIPE_FIELDS = ['lr', 'warmupSteps', 'weightDecay', 'layerDecay', 'labelSmoothing', 'mixup', 'cutmix', 'dropPath', 'maskRatio', ...AUGMENT_FIELDS] as const;
+export type RecipeField = (typeof RECIPE_FIELDS)[number];
+export const recipeDefaults = (): Pick<TrainForm, RecipeField> => Object.fromEntries(RECIPE_FIELDS.map((k) => [k, null])) as Pick<TrainForm, RecipeField>;
 
 export function defaultForm(kind: TrainKind = 'pretrain', variant: VariantName = 'atto'): TrainForm {
   return {
@@ -120,8 +105,11 @@ export function defaultForm(kind: TrainKind = 'pretrain', variant: VariantName =
     inputSize: 224,
     batchSize: 32,
     lengthUnit: 'epochs',
-    length: kind === 'pretrain' ? 800 : finetuneRecipe(timmModelName(variant, 2)).epochs,
-    ...recipeValues(kind, variant),
+    length: kind === 'pretrain' ? PRETRAIN_RECIPE.epochs : finetuneRecipe(timmModelName(variant, 2)).epochs,
+    recipe: 'auto',
+    ...recipeDefaults(),
+    emaDecay: null,
+    clipGrad: null,
     checkpointEvery: null,
     evalEvery: null,
     evalSplit: 'val',
@@ -131,35 +119,51 @@ export function defaultForm(kind: TrainKind = 'pretrain', variant: VariantName =
   };
 }
 
-/** The numbers the form leaves to the recipe, worked out. */
-export interface Resolved {
+const PLACEHOLDER_DIR = '/workspace/runs/new';
+
+/** The resolver's request for the form (the CLI builds the same request from its options). */
+export function formRequest(f: TrainForm, facts: DatasetFacts | null): JobRequest {
+  const pre = f.kind === 'pretrain';
+  const overrides: RecipeOverrides = { clipGrad: f.clipGrad, emaDecay: f.emaDecay };
+  for (const k of ['lr', 'warmupSteps', 'weightDecay', 'layerDecay', 'labelSmoothing', 'mixup', 'cutmix', 'dropPath', 'maskRatio', 'checkpointEvery'] as const) {
+    const value = f[k];
+    if (value !== null) overrides[k] = value;
+  }
+  if (f.kind !== 'eval') overrides.augment = augmentOverrides(f);
+  if (f.kind === 'finetune' && f.evalEvery !== null) overrides.evalEvery = f.evalEvery;
+  return {
+    kind: f.kind, arch: archOf(f), inputSize: f.inputSize, batchSize: f.batchSize, numClasses: facts?.classes ?? 0,
+    trainImages: facts ? (pre ? facts.trainImages : facts.labeledTrain) : 0, length: { unit: f.lengthUnit, value: f.length },
+    recipe: f.recipe, overrides, runDir: PLACEHOLDER_DIR, manifest: `${PLACEHOLDER_DIR}/manifest.json`, seed: f.seed, workers: f.workers,
+    evalSplit: f.evalSplit, device: f.device, initWeights: f.init.source === 'scratch' ? null : f.init.path,
+  };
+}
+
+/** The augmentation fields the user set, as data.augment values. */
+function augmentOverrides(f: TrainForm): AugmentOverrides {
+  const a: AugmentOverrides = {};
+  if (f.scaleMin !== null) a.scale = [f.scaleMin, 1];
+  if (f.padCrop !== null) a.padCrop = f.padCrop;
+  if (f.hflip !== null) a.hflip = f.hflip;
+  if (f.randAugment !== null) a.randAugment = ['', 'none'].includes(f.randAugment.trim()) ? null : f.randAugment.trim();
+  if (f.reprob !== null) a.reprob = f.reprob;
+  if (f.remode !== null) a.remode = f.remode;
+  if (f.recount !== null) a.recount = f.recount;
+  return a;
+}
+
+/** The numbers the form leaves to the recipe, worked out, with the recipe and why. */
+export interface Resolved extends ResolvedJob {
   arch: string;
-  stepsPerEpoch: number;
-  steps: number;
   lr: number;
-  baseLr: number;
   warmupSteps: number;
   checkpointEvery: number;
 }
 
 export function resolve(f: TrainForm, facts: DatasetFacts | null): Resolved {
-  const arch = archOf(f);
-  const pre = f.kind === 'pretrain';
-  const usable = facts ? (pre ? facts.trainImages : facts.labeledTrain) : 0;
-  const stepsPerEpoch = Math.max(1, Math.floor(usable / Math.max(1, f.batchSize)));
-  const steps = f.lengthUnit === 'epochs' ? Math.max(1, Math.round(f.length * stepsPerEpoch)) : Math.max(1, Math.round(f.length));
-  const recipe = finetuneRecipe(timmModelName(f.variant, 2));
-  const baseLr = pre ? PRETRAIN_RECIPE.baseLr : recipe.baseLr;
-  const warmupEpochs = pre ? PRETRAIN_RECIPE.warmupEpochs : recipe.warmupEpochs;
-  return {
-    arch,
-    stepsPerEpoch,
-    steps,
-    baseLr,
-    lr: f.lr ?? scaledLr(baseLr, f.batchSize),
-    warmupSteps: f.warmupSteps ?? Math.min(Math.round(warmupEpochs * stepsPerEpoch), Math.floor(steps / 10)),
-    checkpointEvery: f.checkpointEvery ?? Math.max(1, Math.round(steps / 10)),
-  };
+  const r = resolveJob(formRequest(f, facts));
+  const o = r.config.optim;
+  return { ...r, arch: archOf(f), lr: o?.lr ?? 0, warmupSteps: o?.warmupSteps ?? 0, checkpointEvery: r.config.checkpointEverySteps ?? 1 };
 }
 
 export interface Problem {
@@ -176,8 +180,6 @@ const CONFIG_FIELD: Record<string, string> = {
   'model.numClasses': 'dataset',
   'model.dropPathRate': 'dropPath',
   'data.batchSize': 'batchSize',
-  devices: 'gpus',
-  nproc: 'processes',
   'data.workers': 'workers',
   'data.seed': 'seed',
   'optim.lr': 'lr',
@@ -191,6 +193,8 @@ const CONFIG_FIELD: Record<string, string> = {
   'optim.mixup': 'mixup',
   'optim.cutmix': 'cutmix',
   'fcmae.maskRatio': 'maskRatio',
+  devices: 'gpus',
+  nproc: 'processes',
   'data.augment.scale': 'scaleMin',
   'data.augment.padCrop': 'padCrop',
   'data.augment.hflip': 'hflip',
@@ -209,49 +213,24 @@ export function formFieldOf(configPath: string): string {
   return CONFIG_FIELD[p] ?? '';
 }
 
-const PLACEHOLDER_DIR = '/workspace/runs/new';
-
 /** The job config draft (runs.create's config) the form describes. */
 export function buildConfig(f: TrainForm, facts: DatasetFacts | null): JobConfigInput {
-  const r = resolve(f, facts);
-  const pre = f.kind === 'pretrain';
-  const weights = f.init.source === 'scratch' ? null : f.init.path;
-  const config: JobConfigInput = {
-    version: 1,
-    kind: f.kind,
-    runDir: PLACEHOLDER_DIR,
-    model: {
-      arch: r.arch,
-      numClasses: pre ? 0 : (facts?.classes ?? 0),
-      inputSize: f.inputSize,
-      ...(f.kind === 'finetune' ? { dropPathRate: f.dropPath, headInitScale: finetuneRecipe(timmModelName(f.variant, 2)).headInitScale } : {}),
-    },
-    data: { manifest: `${PLACEHOLDER_DIR}/manifest.json`, batchSize: f.batchSize, seed: f.seed, workers: f.workers, evalSplit: f.evalSplit },
-    device: f.device,
-    init: { weights },
+  return {
+    ...resolveJob(formRequest(f, facts)).config,
     ...(f.gpus.length ? { devices: [...f.gpus] } : {}),
     ...(f.processes > 1 && !f.gpus.length ? { nproc: f.processes } : {}),
   };
-  if (pre) config.fcmae = { maskRatio: f.maskRatio };
-  if (f.kind !== 'eval') {
-    config.data.augment = { scale: [f.scaleMin, 1], padCrop: f.padCrop, hflip: f.hflip, randAugment: f.randAugment.trim() || null, reprob: f.reprob, remode: f.remode, recount: f.recount };
-    config.optim = {
-      lr: r.lr,
-      totalSteps: r.steps,
-      warmupSteps: r.warmupSteps,
-      weightDecay: f.weightDecay,
-      betas: pre ? [PRETRAIN_RECIPE.betas[0], PRETRAIN_RECIPE.betas[1]] : [0.9, 0.999],
-      clipGrad: f.clipGrad,
-      emaDecay: f.emaDecay,
-      ...(pre ? {} : { labelSmoothing: f.labelSmoothing, mixup: f.mixup, cutmix: f.cutmix, layerDecay: f.layerDecay }),
-    };
-    config.checkpointEverySteps = r.checkpointEvery;
-    if (f.kind === 'finetune' && f.evalEvery !== null) config.evalEverySteps = f.evalEvery;
-  }
-  return config;
 }
 
 const finite = (v: number | null) => v === null || Number.isFinite(v);
+/** An override is fine when left to the recipe (null) or a number that passes `ok`. */
+const set = (v: number | null, ok: (x: number) => boolean) => v === null || (Number.isFinite(v) && ok(v));
+
+/** Why evaluations cannot run, and the two fixes (the form offers the first as a button). */
+export function noEvalSplit(facts: DatasetFacts, split: 'val' | 'test'): string {
+  const other = split === 'val' && facts.test > 0 ? ', or evaluate on the test split' : '';
+  return `'${facts.name}' has no ${split} images to evaluate on: split some off (cnx dataset split ${facts.name} --val 0.1)${other}`;
+}
 
 /**
  * Everything wrong with the form, each problem on the field that fixes it and saying why. Errors block the
@@ -264,7 +243,7 @@ export function checkForm(f: TrainForm, facts: DatasetFacts | null, system: Syst
   const pre = f.kind === 'pretrain';
   const variant = VARIANTS.find((v) => v.name === f.variant);
   if (!variant) error('variant', `unknown variant '${f.variant}'`);
-  else if (!variant.versions.includes(f.version)) error('variant', `ConvNeXt V${f.version} has no ${f.variant} model (huge exists only in V2); pick V2 or a smaller size`);
+  else if (!variant.versions.includes(f.version)) error('variant', `ConvNeXt V${f.version} has no ${f.variant} model (huge exists only in V2, small and xlarge only in V1); pick the other version or another size`);
   if (pre && f.version === 1) warn('version', 'FCMAE was designed for V2: without GRN, V1 pretrained this way suffers feature collapse (paper, Fig. 3) and fine-tunes worse');
 
   if (!f.dataset) error('dataset', 'choose the dataset to train on (import one under Datasets first)');
@@ -275,7 +254,8 @@ export function checkForm(f: TrainForm, facts: DatasetFacts | null, system: Syst
     if (f.kind !== 'eval' && usable < f.batchSize) error('batchSize', `'${facts.name}' has ${usable} ${pre ? '' : 'labeled '}training images, fewer than one batch of ${f.batchSize}; lower the batch size or add images`);
     const evalImages = f.evalSplit === 'val' ? facts.val : facts.test;
     if (f.kind === 'eval' && evalImages === 0) error('evalSplit', `'${facts.name}' has no ${f.evalSplit} images to evaluate on; split some off under Datasets`);
-    if (f.kind === 'finetune' && evalImages === 0) warn('evalSplit', `'${facts.name}' has no ${f.evalSplit} images: the run will report no accuracy or confusion matrix (split some off under Datasets)`);
+    if (f.kind === 'finetune' && evalImages === 0 && f.evalEvery !== null) error('evalEvery', noEvalSplit(facts, f.evalSplit));
+    else if (f.kind === 'finetune' && evalImages === 0) warn('evalSplit', `'${facts.name}' has no ${f.evalSplit} images: the run will report no accuracy or confusion matrix (split some off under Datasets)`);
   }
 
   if (!Number.isInteger(f.inputSize) || f.inputSize < 32 || f.inputSize % 32 !== 0) error('inputSize', 'must be a multiple of 32 (at least 32): ConvNeXt downsamples by 32 and FCMAE masks 32 px patches');
@@ -288,19 +268,19 @@ export function checkForm(f: TrainForm, facts: DatasetFacts | null, system: Syst
     else if (f.lengthUnit === 'steps' && !Number.isInteger(f.length)) error('length', 'steps must be a whole number');
     if (f.lr !== null && !(f.lr > 0 && Number.isFinite(f.lr))) error('lr', 'must be a positive number (leave empty for the recipe: base lr x batch / 256)');
     if (f.warmupSteps !== null && !(Number.isInteger(f.warmupSteps) && f.warmupSteps >= 0)) error('warmupSteps', 'must be a whole number of steps, 0 or more');
-    if (!(f.weightDecay >= 0)) error('weightDecay', 'must be 0 or more');
+    if (!set(f.weightDecay, (x) => x >= 0)) error('weightDecay', 'must be 0 or more (empty: the recipe\'s)');
     if (!finite(f.clipGrad) || (f.clipGrad !== null && f.clipGrad <= 0)) error('clipGrad', 'must be a positive gradient norm, or empty for no clipping');
     if (f.emaDecay !== null && !(f.emaDecay >= 0 && f.emaDecay < 1)) error('emaDecay', 'must be in [0, 1), e.g. 0.9999; empty turns EMA off');
     if (f.checkpointEvery !== null && !(Number.isInteger(f.checkpointEvery) && f.checkpointEvery >= 1)) error('checkpointEvery', 'must be a whole number of steps, at least 1');
     augmentProblems(f, error);
   }
-  if (pre && !(f.maskRatio > 0 && f.maskRatio < 1)) error('maskRatio', 'must be between 0 and 1 (the paper masks 0.6 of the patches); some patches must stay visible');
+  if (pre && !set(f.maskRatio, (x) => x > 0 && x < 1)) error('maskRatio', 'must be between 0 and 1 (the paper masks 0.6 of the patches); some patches must stay visible');
   if (f.kind === 'finetune') {
-    if (!(f.layerDecay > 0 && f.layerDecay <= 1)) error('layerDecay', 'must be in (0, 1]; 1 turns layer-wise decay off');
-    if (!(f.labelSmoothing >= 0 && f.labelSmoothing < 1)) error('labelSmoothing', 'must be in [0, 1)');
-    if (!(f.mixup >= 0)) error('mixup', 'must be 0 (off) or a positive Beta parameter');
-    if (!(f.cutmix >= 0)) error('cutmix', 'must be 0 (off) or a positive Beta parameter');
-    if (!(f.dropPath >= 0 && f.dropPath < 1)) error('dropPath', 'must be in [0, 1)');
+    if (!set(f.layerDecay, (x) => x > 0 && x <= 1)) error('layerDecay', 'must be in (0, 1]; 1 turns layer-wise decay off');
+    if (!set(f.labelSmoothing, (x) => x >= 0 && x < 1)) error('labelSmoothing', 'must be in [0, 1)');
+    if (!set(f.mixup, (x) => x >= 0)) error('mixup', 'must be 0 (off) or a positive Beta parameter');
+    if (!set(f.cutmix, (x) => x >= 0)) error('cutmix', 'must be 0 (off) or a positive Beta parameter');
+    if (!set(f.dropPath, (x) => x >= 0 && x < 1)) error('dropPath', 'must be in [0, 1)');
     if (f.evalEvery !== null && !(Number.isInteger(f.evalEvery) && f.evalEvery >= 1)) error('evalEvery', 'must be a whole number of steps (empty: evaluate at the end)');
     if (f.init.source === 'scratch') warn('init', 'fine-tuning from scratch: the paper fine-tunes an FCMAE-pretrained encoder; pick a pretraining run\'s checkpoint to start from it');
   }
@@ -332,13 +312,14 @@ export function checkForm(f: TrainForm, facts: DatasetFacts | null, system: Syst
 }
 
 function augmentProblems(f: TrainForm, error: (field: string, message: string) => void): void {
-  if (!(f.scaleMin > 0 && f.scaleMin <= 1)) error('scaleMin', 'must be in (0, 1]: the smallest share of the image a random crop keeps');
-  if (f.padCrop !== null && !(Number.isInteger(f.padCrop) && f.padCrop >= 0)) error('padCrop', 'must be a whole number of pixels, or empty for RandomResizedCrop');
-  if (!(f.hflip >= 0 && f.hflip <= 1)) error('hflip', 'must be a probability in [0, 1]');
-  if (!(f.reprob >= 0 && f.reprob <= 1)) error('reprob', 'must be a probability in [0, 1]');
-  if (!(Number.isInteger(f.recount) && f.recount >= 1)) error('recount', 'must be a whole number of boxes, at least 1');
+  if (!set(f.scaleMin, (x) => x > 0 && x <= 1)) error('scaleMin', 'must be in (0, 1]: the smallest share of the image a random crop keeps (empty: the recipe\'s)');
+  if (!set(f.padCrop, (x) => Number.isInteger(x) && x >= 0)) error('padCrop', 'must be a whole number of pixels, or empty for RandomResizedCrop');
+  if (!set(f.hflip, (x) => x >= 0 && x <= 1)) error('hflip', 'must be a probability in [0, 1]');
+  if (!set(f.reprob, (x) => x >= 0 && x <= 1)) error('reprob', 'must be a probability in [0, 1]');
+  if (!set(f.recount, (x) => Number.isInteger(x) && x >= 1)) error('recount', 'must be a whole number of boxes, at least 1');
+  const policy = f.randAugment?.trim() ?? '';
   try {
-    if (f.randAugment.trim()) parseRandAugment(f.randAugment.trim());
+    if (policy && policy !== 'none') parseRandAugment(policy);
   } catch (e) {
     error('randAugment', (e as Error).message);
   }

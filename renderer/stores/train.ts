@@ -7,15 +7,13 @@ import type { RunSummary } from '../../common/api.ts';
 import { type VariantName, variantByName } from '../../common/variants.ts';
 import { api } from '../api/client.ts';
 import { type ShownError, shownError } from '../lib/errors.ts';
-import { type DatasetFacts, type InitSource, type Problem, type TrainForm, type TrainKind, buildRunCreate, checkForm, defaultForm, formFieldOf, recipeValues, resolve } from '../lib/job-form.ts';
+import { type DatasetFacts, type InitSource, type Problem, type TrainForm, type TrainKind, buildRunCreate, checkForm, defaultForm, formFieldOf, recipeDefaults, resolve } from '../lib/job-form.ts';
 import { useRunsStore } from './runs.ts';
 import { useSystemStore } from './system.ts';
 
-type RecipeField = keyof ReturnType<typeof recipeValues>;
-
 export const useTrainStore = defineStore('train', () => {
   const form = reactive<TrainForm>(defaultForm());
-  /** Fields the user changed: switching variant or kind re-applies the recipe to the others only. */
+  /** Fields the user changed (recipe fields left empty follow the recipe the resolver picks). */
   const touched = reactive(new Set<keyof TrainForm>());
   const facts = shallowRef<DatasetFacts | null>(null);
   const factsError = ref<ShownError | null>(null);
@@ -39,13 +37,10 @@ export const useTrainStore = defineStore('train', () => {
     if (submitError.value?.formField === field) submitError.value = null;
   }
 
-  function applyRecipe(onlyUntouched: boolean): void {
-    const r = recipeValues(form.kind, form.variant);
-    for (const k of Object.keys(r) as RecipeField[]) {
-      if (onlyUntouched && touched.has(k)) continue;
-      (form as Record<RecipeField, unknown>)[k] = r[k];
-      touched.delete(k);
-    }
+  /** Every recipe value back to the recipe's (the form's inputs empty). */
+  function applyRecipe(): void {
+    Object.assign(form, recipeDefaults());
+    for (const k of Object.keys(recipeDefaults())) touched.delete(k as keyof TrainForm);
   }
 
   function setKind(kind: TrainKind): void {
@@ -57,7 +52,6 @@ export const useTrainStore = defineStore('train', () => {
       form.lengthUnit = d.lengthUnit;
     }
     if (kind === 'pretrain' && form.init.source === 'run') form.init = { source: 'scratch' };
-    applyRecipe(true);
     submitError.value = null;
   }
 
@@ -66,7 +60,6 @@ export const useTrainStore = defineStore('train', () => {
     // A size that exists in one version only (huge: V2; small, xlarge: V1) switches to it.
     const { versions } = variantByName(variant);
     if (!versions.includes(form.version)) form.version = versions[0]!;
-    applyRecipe(true);
   }
 
   function setInit(init: InitSource): void {
@@ -78,7 +71,10 @@ export const useTrainStore = defineStore('train', () => {
     form.dataset = name;
     facts.value = null;
     factsError.value = null;
-    if (!name) return;
+    if (name) await loadFacts(name);
+  }
+
+  async function loadFacts(name: string): Promise<void> {
     try {
       const s = await api().datasets.stats({ name });
       if (form.dataset !== name) return;
@@ -90,6 +86,18 @@ export const useTrainStore = defineStore('train', () => {
         val: s.classes.reduce((a, c) => a + c.val, 0),
         test: s.classes.reduce((a, c) => a + c.test, 0),
       };
+    } catch (e) {
+      factsError.value = shownError(e);
+    }
+  }
+
+  /** The fix the form offers when evaluations have no val split: a tenth of each class's images to val. */
+  async function createValSplit(): Promise<void> {
+    const name = form.dataset;
+    try {
+      await api().datasets.split({ name, val: 0.1, test: 0, seed: 0 });
+      form.evalSplit = 'val';
+      await loadFacts(name);
     } catch (e) {
       factsError.value = shownError(e);
     }
@@ -121,5 +129,5 @@ export const useTrainStore = defineStore('train', () => {
     }
   }
 
-  return { form, touched, facts, factsError, submitting, submitError, showAll, problems, errors, resolved, problemsFor, set, setKind, setVariant, setInit, setDataset, applyRecipe, reset, submit };
+  return { form, touched, facts, factsError, submitting, submitError, showAll, problems, errors, resolved, problemsFor, set, setKind, setVariant, setInit, setDataset, createValSplit, applyRecipe, reset, submit };
 });

@@ -1,4 +1,4 @@
-"""Prints the PyTorch engine's recipe numbers as JSON, for test/unit/recipes.test.ts (same rules, two engines)."""
+"""Prints the PyTorch engine's recipe rules as JSON, for test/unit/recipes.test.ts (same rules, two engines)."""
 import json
 import os
 import sys
@@ -10,17 +10,17 @@ from cnx_torch.fcmae import FCMAE  # noqa: E402
 from cnx_torch.models import create_model  # noqa: E402
 
 out = {}
-for arch in ["convnextv2_atto", "convnextv2_tiny", "convnextv2_base", "convnext_tiny"]:
+ARCHS = ["convnextv2_atto", "convnextv2_femto", "convnextv2_pico", "convnextv2_nano", "convnextv2_tiny", "convnextv2_base",
+         "convnextv2_large", "convnextv2_huge", "convnext_atto", "convnext_tiny", "convnext_base", "convnext_large"]
+for arch in ARCHS:
     model = create_model(arch, num_classes=10)
     depths = list(model.depths) if hasattr(model, "depths") else None
-    rec = recipes.finetune_recipe(arch)
+    decay_type = recipes.default_layer_decay_type(arch)
     names = [n for n, _ in model.named_parameters()]
     d = [len(s.blocks) for s in model.stages]
     out[arch] = {
-        "recipe": {"baseLr": rec.base_lr, "weightDecay": rec.weight_decay, "layerDecay": rec.layer_decay,
-                   "layerDecayType": rec.layer_decay_type, "labelSmoothing": rec.label_smoothing,
-                   "dropPath": rec.drop_path, "mixup": rec.mixup, "cutmix": rec.cutmix},
-        "layerIds": {n: recipes.layer_id(n, d, rec.layer_decay_type) for n in names},
+        "layerDecayType": decay_type,
+        "layerIds": {n: recipes.layer_id(n, d, decay_type) for n in names},
         "noDecay": sorted(n for n, p in model.named_parameters() if recipes.skips_weight_decay(n, p)),
     }
 fcmae = FCMAE(create_model("convnextv2_atto", with_head=False))

@@ -150,3 +150,9 @@ test('checkpoints move between engines: PyTorch resumes an ONNX run, the ONNX en
   assert.equal(onnxEval!.images, torchEval!.images);
   assert.deepEqual(rowSums(onnxEval!.confusion), rowSums(torchEval!.confusion));
 });
+
+test('evaluating every N steps on a split the dataset lacks fails before training, naming both fixes', async () => {
+  const events = await onnx(base('finetune', join(dir, 'nosplit'), { data: { manifest, batchSize: 8, workers: 0, seed: 3, evalSplit: 'test' }, evalEverySteps: 2 }));
+  assert.deepEqual(events.map((e) => e.type), ['error', 'done']);
+  assert.match(of(events, 'error')[0]!.message, /evalEverySteps is set but the dataset has no test images to evaluate on; split some off \(cnx dataset split NAME --val 0\.1\) or evaluate on the test split/);
+});

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import type { SystemInfo } from '../../common/api.ts';
 import { parseJobConfig } from '../../common/job.ts';
 import { PRETRAIN_RECIPE, finetuneRecipe } from '../../common/recipes.ts';
-import { type DatasetFacts, type TrainForm, buildRunCreate, checkForm, defaultForm, formFieldOf, resolve } from '../../renderer/lib/job-form.ts';
+import { type DatasetFacts, type TrainForm, buildConfig, buildRunCreate, checkForm, defaultForm, formFieldOf, resolve } from '../../renderer/lib/job-form.ts';
 
 const facts: DatasetFacts = { name: 'fmnist', classes: 10, trainImages: 1000, labeledTrain: 1000, val: 200, test: 0 };
 const form = (over: Partial<TrainForm> = {}): TrainForm => ({ ...defaultForm('pretrain'), dataset: 'fmnist', ...over });
@@ -24,12 +24,35 @@ test('pretraining resolves to the paper: lr = 1.5e-4 x batch / 256, 40 warmup ep
   assert.equal(resolve(form({ lengthUnit: 'steps', length: 50 }), facts).warmupSteps, 5);
 });
 
-test('fine-tuning takes the variant recipe (tiny: 8e-4 base lr, layer decay 0.9, mixup 0.8, cutmix 1.0)', () => {
+test('fine-tuning a paper-length run takes the variant recipe (tiny: 8e-4 base lr, layer decay 0.9, mixup 0.8, cutmix 1.0)', () => {
   const f = { ...defaultForm('finetune', 'tiny'), dataset: 'fmnist' };
   const r = finetuneRecipe('convnextv2_tiny');
-  assert.deepEqual([f.layerDecay, f.mixup, f.cutmix, f.dropPath, f.labelSmoothing], [r.layerDecay, r.mixup, r.cutmix, r.dropPath, r.labelSmoothing]);
-  assert.equal(resolve({ ...f, batchSize: 128 }, facts).lr, (8e-4 * 128) / 256);
+  const res = resolve({ ...f, batchSize: 128 }, facts);
+  assert.equal(res.recipe, 'paper');
+  const v = (k: string) => res.values[k]!.value;
+  assert.deepEqual([v('layerDecay'), v('mixup'), v('cutmix'), v('dropPath'), v('labelSmoothing')], [r.layerDecay, r.mixup, r.cutmix, r.dropPath, r.labelSmoothing]);
+  assert.equal(res.lr, (8e-4 * 128) / 256);
   assert.equal(f.length, 300);
+});
+
+test('a short fine-tune gets the short-run recipe, says why, and a value set by hand wins', () => {
+  const f = { ...defaultForm('finetune'), dataset: 'fmnist', batchSize: 64, length: 4, weightDecay: 0.1 };
+  const r = resolve(f, facts);
+  assert.equal(r.recipe, 'short');
+  assert.match(r.reason, /4 epochs is under a tenth of the ConvNeXt V2 paper's fine-tuning recipe's 600/);
+  assert.deepEqual(r.values.weightDecay, { value: 0.1, source: 'user' });
+  assert.deepEqual(r.values.labelSmoothing, { value: 0, source: 'recipe' });
+  assert.deepEqual(r.values.randAugment, { value: null, source: 'recipe' });
+  const cfg = buildConfig(f, facts);
+  assert.deepEqual(cfg.augment, { randAugment: null, reprob: 0, scale: [0.35, 1] });
+  assert.equal(resolve({ ...f, recipe: 'paper' }, facts).values.randAugment!.value, 'rand-m9-mstd0.5-inc1');
+});
+
+test('evaluating every N steps without the eval split is an error that offers the fixes', () => {
+  const f = { ...defaultForm('finetune'), dataset: 'fmnist', evalEvery: 10 };
+  const on = Object.fromEntries(errorsOf(f, { ...facts, val: 0, test: 100 }).map((p) => [p.field, p.message]));
+  assert.match(on.evalEvery!, /no val images to evaluate on: split some off \(cnx dataset split fmnist --val 0\.1\), or evaluate on the test split/);
+  assert.deepEqual(errorsOf({ ...f, evalSplit: 'test' }, { ...facts, val: 0, test: 100 }), []);
 });
 
 test('a valid form has no errors and becomes a request the job config parser accepts', () => {
@@ -52,7 +75,7 @@ test('a valid form has no errors and becomes a request the job config parser acc
   assert.equal(ftCfg.model.numClasses, 10);
   assert.equal(ftCfg.init.weights, '/ws/runs/r1/checkpoints/step-4.safetensors');
   assert.equal(ftCfg.evalEverySteps, 2);
-  assert.equal(ftCfg.optim!.layerDecay, 0.9);
+  assert.equal(ftCfg.optim!.layerDecay, 1, 'a 4-step run gets the short recipe: no layer decay');
 });
 
 test('problems land on the field that fixes them and say why', () => {

@@ -234,17 +234,20 @@ test('train: a refusal from the service lands on the field it names', async () =
   assert.equal(train.submitError, null, 'editing the field clears the refusal');
 });
 
-test('train: switching size re-applies the recipe to fields not edited by hand', () => {
+test('train: recipe fields follow the resolved recipe until set by hand, and reset empties them', () => {
   scriptedApi({});
   const train = useTrainStore();
   train.setKind('finetune');
   train.set('mixup', 0.3);
   train.setVariant('base');
   assert.equal(train.form.mixup, 0.3);
-  assert.equal(train.form.layerDecay, 0.6);
-  assert.equal(train.form.cutmix, 1);
-  train.applyRecipe(false);
-  assert.equal(train.form.mixup, 0.8);
+  assert.equal(train.form.layerDecay, null, 'left to the recipe');
+  assert.deepEqual(train.resolved.values.mixup, { value: 0.3, source: 'user' });
+  assert.equal(train.resolved.recipe, 'paper', 'the default length is the paper schedule');
+  assert.deepEqual(train.resolved.values.layerDecay, { value: 0.6, source: 'recipe' });
+  train.applyRecipe();
+  assert.equal(train.form.mixup, null);
+  assert.deepEqual(train.resolved.values.mixup, { value: 0.8, source: 'recipe' });
 });
 
 test('system: an invalid settings change is refused with the field named', async () => {

@@ -17,7 +17,7 @@
  "devices"=null (GPU indices [0, 1] or a count; one process per GPU), "nproc"=null (processes per node; on
  CPUs data-parallel with gloo)}
 `optim` and `checkpointEverySteps` are required for pretrain/finetune; eval needs `init.weights`.
-`lr` is the peak learning rate itself (use recipes.scaled_lr for the paper's batch/256 rule). `data.batchSize`
+`lr` is the peak learning rate itself (common/resolve-job.ts resolves it with the paper's batch/256 rule). `data.batchSize`
 is the global micro-batch, split evenly over the processes (see distributed.py).
 """
 from __future__ import annotations

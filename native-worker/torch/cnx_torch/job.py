@@ -365,7 +365,10 @@ class _Trainer:
         if not self.pretrain and self.cfg.eval_every_steps is not None:
             self.eval_items = _labeled(eval_items, self.cfg.model.num_classes, self.cfg.data.eval_split, self.events)
             if not self.eval_items:
-                self.events.log(f"no labeled {self.cfg.data.eval_split} images: evaluation is skipped", "warning")
+                split = self.cfg.data.eval_split
+                raise JobError(f"{self.cfg.data.manifest}: evalEverySteps is set but the dataset has no labeled {split} "
+                               "images to evaluate on; split some off (cnx dataset split NAME --val 0.1) or evaluate "
+                               'on the test split (data.evalSplit "test", --eval-split test)')
         if not self.train_items:
             raise JobError("the train split has no usable images")
         self.ckpt_dir = os.path.join(self.cfg.run_dir, "checkpoints")

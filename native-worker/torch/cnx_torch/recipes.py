@@ -1,7 +1,6 @@
 """The paper's training recipes and the pieces they are made of.
 
-- Recipe tables (REFERENCE.md): FCMAE pretraining and IN-1K fine-tuning per model size.
-- Learning rate: lr = base_lr * effective_batch / 256; linear warmup then cosine to min_lr, per step.
+- Learning rate: linear warmup then cosine to min_lr, per step (the peak lr comes resolved in the config).
 - Layer-wise lr decay with the official layer-id rules, on timm parameter names:
     "single": every block its own layer (sum(depths) layers); the stem and downsampler i share the id of
               the first block they feed, id = sum(depths[:i]) + 1 (so id 0 is unused, as in the official
@@ -21,7 +20,6 @@ from __future__ import annotations
 import copy
 import math
 import random
-from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
@@ -33,72 +31,15 @@ from .models import at_least_fp32, parse_arch
 Tensor = torch.Tensor
 
 
-@dataclass(frozen=True)
-class PretrainRecipe:
-    base_lr: float = 1.5e-4
-    weight_decay: float = 0.05
-    betas: Tuple[float, float] = (0.9, 0.95)
-    warmup_epochs: int = 40
-    epochs: int = 800  # 1600 for the longest schedule
-    batch: int = 4096
-    mask_ratio: float = 0.6
-    scale: Tuple[float, float] = (0.2, 1.0)
-
-
-@dataclass(frozen=True)
-class FinetuneRecipe:
-    base_lr: float
-    weight_decay: float
-    layer_decay: float
-    layer_decay_type: str
-    warmup_epochs: int
-    epochs: int
-    label_smoothing: float
-    mixup: float
-    cutmix: float
-    drop_path: float
-    betas: Tuple[float, float] = (0.9, 0.999)
-    batch: int = 1024
-    ema_decay: float = 0.9999
-    head_init_scale: float = 0.001
-    scale: Tuple[float, float] = (0.08, 1.0)
-
-
-PRETRAIN = PretrainRecipe()
-
-# Where the table gives a range (atto-nano mixup/cutmix 0-0.5, drop path 0-0.1) we take the official
-# script's value for atto (no mixup/cutmix, drop path 0.1).
-_SMALL = FinetuneRecipe(base_lr=2e-4, weight_decay=0.3, layer_decay=0.9, layer_decay_type="single", warmup_epochs=0,
-                        epochs=600, label_smoothing=0.2, mixup=0.0, cutmix=0.0, drop_path=0.1)
-FINETUNE: Dict[str, FinetuneRecipe] = {
-    "atto": _SMALL,
-    "femto": FinetuneRecipe(**{**_SMALL.__dict__, "weight_decay": 0.05}),
-    "pico": _SMALL,
-    "nano": _SMALL,
-    "tiny": FinetuneRecipe(base_lr=8e-4, weight_decay=0.05, layer_decay=0.9, layer_decay_type="single",
-                           warmup_epochs=40, epochs=300, label_smoothing=0.1, mixup=0.8, cutmix=1.0, drop_path=0.2),
-    "base": FinetuneRecipe(base_lr=6.25e-4, weight_decay=0.05, layer_decay=0.6, layer_decay_type="group",
-                           warmup_epochs=20, epochs=100, label_smoothing=0.1, mixup=0.8, cutmix=1.0, drop_path=0.1),
-    "large": FinetuneRecipe(base_lr=6.25e-4, weight_decay=0.05, layer_decay=0.6, layer_decay_type="group",
-                            warmup_epochs=20, epochs=100, label_smoothing=0.1, mixup=0.8, cutmix=1.0, drop_path=0.2),
-    "huge": FinetuneRecipe(base_lr=1.25e-3, weight_decay=0.05, layer_decay=0.75, layer_decay_type="group",
-                           warmup_epochs=10, epochs=50, label_smoothing=0.1, mixup=0.8, cutmix=1.0, drop_path=0.3),
-}
-FINETUNE["small"] = FINETUNE["base"]  # V1 small shares base's depths; the V2 paper has no small recipe
-FINETUNE["xlarge"] = FINETUNE["large"]  # V1 xlarge likewise shares large's depths (no V2 xlarge)
-
-
-def finetune_recipe(arch: str) -> FinetuneRecipe:
-    return FINETUNE[parse_arch(arch).size]
-
-
-def scaled_lr(base_lr: float, effective_batch: int) -> float:
-    """The linear scaling rule of the paper: lr = base_lr * batch / 256."""
-    return base_lr * effective_batch / 256
+# The recipe tables live in common/recipes.ts: the job config this engine receives is resolved there
+# (common/resolve-job.ts) with every value set, layerDecayType included.
 
 
 def default_layer_decay_type(arch: str) -> str:
-    return FINETUNE[parse_arch(arch).size].layer_decay_type
+    """For hand-written configs without layerDecayType: the official "group" rule is defined for the 27-block
+    third stage (base/large/huge, V1 small/xlarge), "single" otherwise; test/unit/recipes.test.ts checks this
+    against the recipe table of common/recipes.ts for every architecture."""
+    return "group" if parse_arch(arch).depths[2] == 27 else "single"
 
 
 def num_layers(depths: Sequence[int], decay_type: str) -> int:
