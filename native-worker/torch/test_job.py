@@ -16,7 +16,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 
 from _testkit import HERE, PYTHON, first, job_config, of_type, parse_events, run_job, write_manifest  # noqa: E402
-from cnx_torch.config import parse_job_config  # noqa: E402
+from cnx_torch.config import ConfigError, parse_job_config  # noqa: E402
 from cnx_torch.events import EventWriter  # noqa: E402
 from cnx_torch.job import CancelToken, Job  # noqa: E402
 from cnx_torch.safetensors_io import load_file, load_with_metadata  # noqa: E402
@@ -182,6 +182,18 @@ class Failures(unittest.TestCase):
         self.assertEqual(code, 1)
         self.assertIn("no such weights file", events[-2]["message"])
         self.assertEqual(events[-1]["status"], "failed")
+
+    def test_augment_settings_are_read_and_checked(self) -> None:
+        run = os.path.join(self.tmp.name, "run")
+        cfg = parse_job_config(job_config("finetune", run, self.manifest,
+                                          augment={"randAugment": None, "reprob": 0, "scale": [0.35, 1]}))
+        self.assertEqual((cfg.augment.rand_augment, cfg.augment.reprob, cfg.augment.scale), (None, 0.0, (0.35, 1.0)))
+        self.assertEqual(parse_job_config(job_config("finetune", run, self.manifest)).augment.rand_augment,
+                         "rand-m9-mstd0.5-inc1")
+        for bad, field in (({"randAugment": "auto"}, "augment.randAugment"), ({"scale": [0.5, 0.2]}, "augment.scale")):
+            with self.assertRaises(ConfigError) as err:
+                parse_job_config(job_config("finetune", run, self.manifest, augment=bad))
+            self.assertEqual(err.exception.field, field)
 
     def test_eval_every_without_the_eval_split_names_both_fixes(self) -> None:
         cfg = job_config("finetune", os.path.join(self.tmp.name, "run"), self.manifest, evalEverySteps=2,

@@ -1,0 +1,119 @@
+// `npm run bench:tta [-- --epochs 4 --batch 64 --size 32 --evals-per-epoch 2 --engines onnx,torch]`
+// Time to accuracy, as a user meets it: convnextv2_atto from scratch on Fashion-MNIST (imported from
+// /usr/share/datasets with `cnx dataset import` into a cached workspace) with the default recipe the
+// resolver picks (the short-run recipe for a few epochs), one `cnx finetune` per engine in this run. Wall
+// time counts everything the user waits for: process start, graph build, loader, training and the test-split
+// evaluations. Reported per engine: seconds until test top-1 >= 90% (null if never), final top-1 after the
+// fixed budget, total wall time. Last line: JSON with both and ratio = onnx time-to-90 / torch time-to-90.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { parseEventLine } from '../../common/protocol.ts';
+import { torchPython } from '../helpers/python.ts';
+
+const { values: a } = parseArgs({
+  options: {
+    epochs: { type: 'string', default: '4' },
+    batch: { type: 'string', default: '64' },
+    size: { type: 'string', default: '32' },
+    'evals-per-epoch': { type: 'string', default: '2' },
+    engines: { type: 'string', default: 'onnx,torch' },
+    target: { type: 'string', default: '0.9' },
+    source: { type: 'string', default: '/usr/share/datasets/fashion-mnist' },
+    cache: { type: 'string', default: process.env.CNX_BENCH_CACHE ?? join(tmpdir(), 'cnx-bench-tta') },
+    extra: { type: 'string', default: '' },
+  },
+});
+const CNX = join(import.meta.dirname, '..', '..', 'bin', 'cnx.mjs');
+const workspace = join(a.cache!, 'workspace');
+const TRAIN_IMAGES = 60_000;
+const target = Number(a.target);
+
+/** Imports Fashion-MNIST once into the cached workspace (its idx files become PNGs in the catalog). */
+function ensureDataset(): void {
+  const marker = join(a.cache!, 'fmnist.imported');
+  if (existsSync(marker)) return;
+  if (!existsSync(a.source!)) throw new Error(`${a.source}: no Fashion-MNIST idx files (Debian package dataset-fashion-mnist)`);
+  mkdirSync(workspace, { recursive: true });
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, [CNX, 'dataset', 'import', a.source!, '--name', 'fmnist', '--workspace', workspace], { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error(`cnx dataset import failed (${r.status})`);
+  console.log(`imported Fashion-MNIST in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+  writeFileSync(marker, new Date().toISOString());
+}
+
+interface EngineResult {
+  timeTo90Sec: number | null;
+  finalTop1: number | null;
+  bestTop1: number | null;
+  wallSec: number;
+  /** [step, test top-1, seconds since start] per evaluation. */
+  evals: [number, number, number][];
+  recipe: string;
+}
+
+/** One `cnx finetune` on an engine, timed from the spawn to the process exit. */
+function finetune(engine: 'onnx' | 'torch', python: string | null): Promise<EngineResult> {
+  const batch = Number(a.batch);
+  const evalEvery = Math.max(1, Math.floor(TRAIN_IMAGES / batch / Number(a['evals-per-epoch'])));
+  const runDir = join(a.cache!, 'runs', `${engine}-${Date.now()}`);
+  const args = [CNX, 'finetune', '--dataset', 'fmnist', '--workspace', workspace, '--run-dir', runDir, '--arch', 'convnextv2_atto', '--size', a.size!, '--batch', a.batch!,
+    '--epochs', a.epochs!, '--eval-every', String(evalEvery), '--eval-split', 'test', '--engine', engine, '--device', 'cpu', '--json', ...(python ? ['--python', python] : []),
+    ...a.extra!.split(' ').filter(Boolean)];
+  const res: EngineResult = { timeTo90Sec: null, finalTop1: null, bestTop1: null, wallSec: 0, evals: [], recipe: '' };
+  const t0 = performance.now();
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let buffer = '';
+  child.stderr.setEncoding('utf8').on('data', (s: string) => {
+    const m = /recipe: (.*)/.exec(s);
+    if (m) res.recipe = m[1]!;
+    else if (/error/i.test(s)) process.stderr.write(s);
+  });
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    buffer += chunk;
+    const lines = buffer.split('\n');
+    buffer = lines.pop()!;
+    for (const l of lines) {
+      const e = parseEventLine(l);
+      if (e?.type === 'error') console.log(`${engine}: error: ${e.message}`);
+      if (e?.type !== 'eval' || e.weights !== 'model' || e.top1 === null) continue;
+      const sec = (performance.now() - t0) / 1000;
+      res.evals.push([e.step, e.top1, Number(sec.toFixed(1))]);
+      res.finalTop1 = e.top1;
+      res.bestTop1 = Math.max(res.bestTop1 ?? 0, e.top1);
+      if (res.timeTo90Sec === null && e.top1 >= target) res.timeTo90Sec = Number(sec.toFixed(1));
+      console.log(`${engine}: step ${e.step}  test top-1 ${(e.top1 * 100).toFixed(2)}%  at ${sec.toFixed(0)} s`);
+    }
+  });
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      res.wallSec = Number(((performance.now() - t0) / 1000).toFixed(1));
+      if (code !== 0) console.log(`${engine}: cnx finetune exited with ${code}`);
+      resolve(res);
+    });
+  });
+}
+
+ensureDataset();
+const engines = a.engines!.split(',') as ('onnx' | 'torch')[];
+const found = torchPython();
+const python = engines.includes('torch') && 'python' in found ? found.python : null;
+const results: Partial<Record<'onnx' | 'torch', EngineResult>> = {};
+for (const engine of engines) {
+  if (engine === 'torch' && !python) {
+    console.log('torch: skipped (no Python with torch found)');
+    continue;
+  }
+  results[engine] = await finetune(engine, python);
+  console.log(`${engine}: ${results[engine]!.recipe}`);
+}
+const o = results.onnx?.timeTo90Sec ?? null;
+const t = results.torch?.timeTo90Sec ?? null;
+const strip = (r: EngineResult | undefined) => (r ? { timeTo90Sec: r.timeTo90Sec, finalTop1: r.finalTop1, bestTop1: r.bestTop1, wallSec: r.wallSec, evals: r.evals } : null);
+console.log(JSON.stringify({
+  bench: 'tta', arch: 'convnextv2_atto', dataset: 'fashion-mnist', size: Number(a.size), batch: Number(a.batch), epochs: Number(a.epochs), target,
+  onnx: strip(results.onnx), torch: strip(results.torch), ratio: o !== null && t !== null ? Number((o / t).toFixed(3)) : null,
+}));
