@@ -183,18 +183,6 @@ class Failures(unittest.TestCase):
         self.assertIn("no such weights file", events[-2]["message"])
         self.assertEqual(events[-1]["status"], "failed")
 
-    def test_augment_settings_are_read_and_checked(self) -> None:
-        run = os.path.join(self.tmp.name, "run")
-        cfg = parse_job_config(job_config("finetune", run, self.manifest,
-                                          augment={"randAugment": None, "reprob": 0, "scale": [0.35, 1]}))
-        self.assertEqual((cfg.augment.rand_augment, cfg.augment.reprob, cfg.augment.scale), (None, 0.0, (0.35, 1.0)))
-        self.assertEqual(parse_job_config(job_config("finetune", run, self.manifest)).augment.rand_augment,
-                         "rand-m9-mstd0.5-inc1")
-        for bad, field in (({"randAugment": "auto"}, "augment.randAugment"), ({"scale": [0.5, 0.2]}, "augment.scale")):
-            with self.assertRaises(ConfigError) as err:
-                parse_job_config(job_config("finetune", run, self.manifest, augment=bad))
-            self.assertEqual(err.exception.field, field)
-
     def test_eval_every_without_the_eval_split_names_both_fixes(self) -> None:
         cfg = job_config("finetune", os.path.join(self.tmp.name, "run"), self.manifest, evalEverySteps=2,
                          data={"evalSplit": "test"})

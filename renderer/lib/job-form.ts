@@ -7,7 +7,7 @@ import { type EraseMode, parseRandAugment } from '../../common/augment.ts';
 import { JobConfig, type JobConfigInput } from '../../common/job.ts';
 import { PRETRAIN_RECIPE, finetuneRecipe } from '../../common/recipes.ts';
 import { type AugmentOverrides, type JobKind, type JobRequest, type RecipeChoice, type RecipeOverrides, type ResolvedJob, resolveJob } from '../../common/resolve-job.ts';
-import { type ConvNeXtVersion, type VariantName, VARIANTS, timmModelName } from '../../common/variants.ts';
+import { type ConvNeXtVersion, type VariantName, VARIANTS, timmModelName, variantByName } from '../../common/variants.ts';
 
 export type TrainKind = JobKind;
 export type Device = 'auto' | 'cpu' | 'cuda' | 'mps';
@@ -92,9 +92,11 @@ export type RecipeField = (typeof RECIPE_FIELDS)[number];
 export const recipeDefaults = (): Pick<TrainForm, RecipeField> => Object.fromEntries(RECIPE_FIELDS.map((k) => [k, null])) as Pick<TrainForm, RecipeField>;
 
 export function defaultForm(kind: TrainKind = 'pretrain', variant: VariantName = 'atto'): TrainForm {
+  // V2 where the size exists in V2 (small and xlarge are V1 only).
+  const version: ConvNeXtVersion = variantByName(variant).versions.includes(2) ? 2 : 1;
   return {
     kind,
-    version: 2,
+    version,
     variant,
     dataset: '',
     name: '',
@@ -105,7 +107,7 @@ export function defaultForm(kind: TrainKind = 'pretrain', variant: VariantName =
     inputSize: 224,
     batchSize: 32,
     lengthUnit: 'epochs',
-    length: kind === 'pretrain' ? PRETRAIN_RECIPE.epochs : finetuneRecipe(timmModelName(variant, 2)).epochs,
+    length: kind === 'pretrain' ? PRETRAIN_RECIPE.epochs : finetuneRecipe(timmModelName(variant, version)).epochs,
     recipe: 'auto',
     ...recipeDefaults(),
     emaDecay: null,

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import { parseJobConfig } from '../../common/job.ts';
 import { SHORT_RECIPE, finetuneRecipe } from '../../common/recipes.ts';
 import { resolveJob } from '../../common/resolve-job.ts';
-import { type TrainValues, cliJobRequest } from '../../native-worker/cli/train.ts';
+import { type TrainValues, cliJobRequest } from '../../native-worker/cli/train-options.ts';
 import { type DatasetFacts, type TrainForm, defaultForm, formRequest } from '../../renderer/lib/job-form.ts';
 
 const facts: DatasetFacts = { name: 'fmnist', classes: 10, trainImages: 54_000, labeledTrain: 54_000, val: 6000, test: 10_000 };
@@ -19,7 +19,7 @@ interface Case {
   unit: 'steps' | 'epochs';
   length: number;
   recipe?: TrainForm['recipe'];
-  set?: { lr?: number; weightDecay?: number; mixup?: number; randAugment?: string; evalEvery?: number; emaDecay?: number };
+  set?: { lr?: number; weightDecay?: number; mixup?: number; randAugment?: string; padCrop?: number; evalEvery?: number; emaDecay?: number };
 }
 
 const CASES: Case[] = [
@@ -30,6 +30,7 @@ const CASES: Case[] = [
   { kind: 'finetune', version: 1, variant: 'tiny', unit: 'epochs', length: 300 },
   { kind: 'finetune', version: 1, variant: 'atto', unit: 'steps', length: 1000, set: { weightDecay: 0.1, mixup: 0.2, evalEvery: 100, emaDecay: 0.999 } },
   { kind: 'finetune', version: 2, variant: 'base', unit: 'steps', length: 50_000, recipe: 'short', set: { randAugment: 'rand-m7-mstd0.5' } },
+  { kind: 'finetune', version: 1, variant: 'small', unit: 'epochs', length: 2, set: { padCrop: 4, randAugment: 'none' } },
   { kind: 'finetune', version: 2, variant: 'nano', unit: 'epochs', length: 3, recipe: 'paper' },
   { kind: 'eval', version: 2, variant: 'atto', unit: 'epochs', length: 1 },
 ];
@@ -49,7 +50,8 @@ function viaCli(c: Case) {
     ...(c.set?.lr !== undefined ? { lr: String(c.set.lr) } : {}),
     ...(c.set?.weightDecay !== undefined ? { 'weight-decay': String(c.set.weightDecay) } : {}),
     ...(c.set?.mixup !== undefined ? { mixup: String(c.set.mixup) } : {}),
-    ...(c.set?.randAugment !== undefined ? { 'rand-augment': c.set.randAugment } : {}),
+    ...(c.set?.randAugment !== undefined ? { aa: c.set.randAugment } : {}),
+    ...(c.set?.padCrop !== undefined ? { 'pad-crop': String(c.set.padCrop) } : {}),
     ...(c.set?.evalEvery !== undefined ? { 'eval-every': String(c.set.evalEvery) } : {}),
     ...(c.set?.emaDecay !== undefined ? { ema: String(c.set.emaDecay) } : {}),
     ...(c.kind === 'eval' ? { weights: WEIGHTS } : {}),
@@ -83,6 +85,8 @@ test('the short-run recipe is chosen under a tenth of the paper schedule, and fo
   // 2 epochs of 1687 steps: warmup is the recipe's 1 epoch, capped at a tenth of the run.
   assert.equal(o.warmupSteps, Math.floor(o.totalSteps / 10));
   assert.equal(short.config.model.dropPathRate, 0);
-  assert.deepEqual(short.config.augment, { randAugment: null, reprob: 0, scale: [0.35, 1] });
+  assert.deepEqual(short.config.data.augment, { randAugment: null, reprob: 0, scale: [0.35, 1] });
+  assert.deepEqual(parseJobConfig(short.config).data.augment.hflip, 0.5, 'what the recipe leaves out takes the kind\'s default');
+  assert.throws(() => at('convnextv2_small', 2), /no small model|small/);
   assert.equal(short.values.lr!.source, 'recipe');
 });

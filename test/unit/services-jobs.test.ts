@@ -35,6 +35,8 @@ describe('jobs on the PyTorch engine', () => {
     assert.equal(run.state, 'queued');
     const done = await waitForState(wb, run.id, ['completed', 'failed']);
     assert.equal(done.state, 'completed', JSON.stringify(done.error));
+    // The hub delivers on the next turn of the event loop, a moment after the store changes.
+    await waitFor('the completed state to be published', () => states.get(run.id)?.at(-1) === 'completed', 5000);
     assert.deepEqual(states.get(run.id), ['queued', 'running', 'completed']);
     assert.equal(done.engine, 'torch');
     assert.equal(done.device, 'cpu');
@@ -85,6 +87,7 @@ describe('jobs on the PyTorch engine', () => {
     const paused = await waitForState(wb, run.id, ['paused', 'failed', 'completed', 'interrupted']);
     assert.equal(paused.state, 'paused');
     assert.ok(paused.lastCheckpointStep !== null && paused.lastCheckpointStep < 40, 'pausing wrote a checkpoint before the end');
+    await waitFor('the paused state to be published', () => states.get(run.id)?.at(-1) === 'paused', 5000);
     assert.deepEqual(states.get(run.id)!.slice(-3), ['running', 'pausing', 'paused']);
     wb.jobs.resume(run.id);
     await waitFor('the resumed run to pass its checkpoint', () => (wb.store.summary(run.id)?.step ?? 0) > paused.lastCheckpointStep! && wb.store.summary(run.id)?.state === 'running', 90_000);

@@ -61,7 +61,8 @@ describe('tasks: analysis and export', () => {
     const done = await settled(wb, task.id);
     assert.equal(done.state, 'completed', JSON.stringify(done.error));
     assert.ok(published.some((t) => t.id === task.id && t.state === 'running'), 'the running state was published');
-    assert.ok(published.some((t) => t.id === task.id && t.state === 'completed'));
+    // The hub delivers on the next turn of the event loop: the task can read completed a moment before its event arrives.
+    await waitFor('the completed state to be published', () => published.some((t) => t.id === task.id && t.state === 'completed'), 5000);
 
     const r = await wb.handlers['analysis.result']({ taskId: task.id });
     assert.equal(r.images, 5);

@@ -42,10 +42,10 @@ test('a short fine-tune gets the short-run recipe, says why, and a value set by 
   assert.match(r.reason, /4 epochs is under a tenth of the ConvNeXt V2 paper's fine-tuning recipe's 600/);
   assert.deepEqual(r.values.weightDecay, { value: 0.1, source: 'user' });
   assert.deepEqual(r.values.labelSmoothing, { value: 0, source: 'recipe' });
-  assert.deepEqual(r.values.randAugment, { value: null, source: 'recipe' });
+  assert.deepEqual(r.values['augment.randAugment'], { value: null, source: 'recipe' });
   const cfg = buildConfig(f, facts);
-  assert.deepEqual(cfg.augment, { randAugment: null, reprob: 0, scale: [0.35, 1] });
-  assert.equal(resolve({ ...f, recipe: 'paper' }, facts).values.randAugment!.value, 'rand-m9-mstd0.5-inc1');
+  assert.deepEqual(cfg.data.augment, { randAugment: null, reprob: 0, scale: [0.35, 1] });
+  assert.equal(resolve({ ...f, recipe: 'paper' }, facts).values['augment.randAugment']!.value, 'rand-m9-mstd0.5-inc1');
 });
 
 test('evaluating every N steps without the eval split is an error that offers the fixes', () => {
@@ -133,14 +133,14 @@ test('GPUs and processes become devices and nproc, checked against the GPUs foun
   assert.match(on(form({ engine: 'torch', processes: 3, batchSize: 64 })).batchSize!, /split over 3 processes: use a multiple of 3/);
 });
 
-test('augmentation: the kind\'s recipe by default, edits reach data.augment, a bad policy lands on its field', () => {
-  const ft = { ...defaultForm('finetune'), dataset: 'fmnist', inputSize: 32, batchSize: 8, lengthUnit: 'steps' as const, length: 4 };
+test('augmentation: the recipe\'s by default, edits reach data.augment, a bad policy lands on its field', () => {
+  const ft = { ...defaultForm('finetune'), dataset: 'fmnist', inputSize: 32, batchSize: 8, lengthUnit: 'steps' as const, length: 4, recipe: 'paper' as const };
   const cfg = parseJobConfig({ ...buildRunCreate(ft, facts).config, data: { ...buildRunCreate(ft, facts).config.data, manifest: '/m.json' }, runDir: '/r' });
   assert.deepEqual(cfg.data.augment, { scale: [0.08, 1], ratio: [3 / 4, 4 / 3], hflip: 0.5, padCrop: null, randAugment: 'rand-m9-mstd0.5-inc1', reprob: 0.25, remode: 'pixel', recount: 1 });
   const pre = parseJobConfig({ ...buildRunCreate(form(), facts).config, data: { ...buildRunCreate(form(), facts).config.data, manifest: '/m.json' }, runDir: '/r' });
   assert.deepEqual([pre.data.augment.scale, pre.data.augment.randAugment, pre.data.augment.reprob], [[0.2, 1], null, 0]);
   const small = { ...ft, padCrop: 4, randAugment: '', reprob: 0.5, remode: 'rand' as const, recount: 2 };
-  assert.deepEqual(buildRunCreate(small, facts).config.data.augment, { scale: [0.08, 1], padCrop: 4, hflip: 0.5, randAugment: null, reprob: 0.5, remode: 'rand', recount: 2 });
+  assert.deepEqual(buildRunCreate(small, facts).config.data.augment, { scale: [0.08, 1], padCrop: 4, randAugment: null, reprob: 0.5, remode: 'rand', recount: 2 });
   const bad = Object.fromEntries(errorsOf({ ...ft, randAugment: 'rand-m9-w0', reprob: 2 }).map((p) => [p.field, p.message]));
   assert.match(bad.randAugment!, /unknown section 'w0'/);
   assert.match(bad.reprob!, /probability/);
