@@ -51,7 +51,7 @@ describe('datasets through the API', () => {
   test('an import runs in the background and reports its summary', async () => {
     const done = tasks.find((t) => t.state === 'completed')!;
     assert.deepEqual([done.summary!.dataset, done.summary!.images, done.summary!.classes, done.summary!.exactDuplicateGroups], ['pets', 6, 2, 1]);
-    assert.ok(changed.includes('imported'));
+    await waitFor('the imported change to be published', () => changed.includes('imported'), 5000);
     const [summary] = await call('datasets.list', {});
     assert.deepEqual([summary!.name, summary!.kind, summary!.images, summary!.classes, summary!.scanState], ['pets', 'folder', 6, 2, 'complete']);
   });
