@@ -8,6 +8,7 @@ import { CurationReport } from '../../common/curation.ts';
 import { JobConfig } from '../../common/job.ts';
 import { DatasetService } from './datasets.ts';
 import { type EngineLauncher, type EngineResolver, type NodeRuntime, REPO_ROOT, cnxCommand, doctorResolver, engineLauncher, plainNode } from './engines.ts';
+import { ExplainService } from './explain.ts';
 import { EventHub } from './hub.ts';
 import { JobService } from './jobs.ts';
 import { SettingsService } from './settings.ts';
@@ -46,6 +47,8 @@ const APP_VERSION = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'u
 
 export class Workbench {
   readonly handlers: ApiHandlers;
+  /** "Try it": keeps the explained models loaded in its worker thread. */
+  readonly explain: ExplainService;
 
   private constructor(
     readonly store: Store,
@@ -57,6 +60,7 @@ export class Workbench {
     readonly tasks: TaskService,
     dialogs: HostDialogs | undefined,
   ) {
+    this.explain = new ExplainService(store, datasets);
     this.handlers = this.makeHandlers(dialogs);
   }
 
@@ -100,7 +104,7 @@ export class Workbench {
 
   /** Pauses running jobs (each checkpoints), stops imports, writes everything out and closes the database. */
   async close(opts: { jobTimeoutMs?: number } = {}): Promise<void> {
-    await Promise.all([this.jobs.shutdown(opts.jobTimeoutMs), this.datasets.shutdown(), this.tasks.shutdown()]);
+    await Promise.all([this.jobs.shutdown(opts.jobTimeoutMs), this.datasets.shutdown(), this.tasks.shutdown(), this.explain.shutdown()]);
     await this.store.close();
   }
 
@@ -198,6 +202,8 @@ export class Workbench {
       'curation.result': (r) => this.tasks.result(r.taskId, 'curation', 'curation.json', CurationReport),
       'curation.keep': (r) => datasets.keepLabels(r.name, r.paths),
 
+      'explain.upload': (r) => this.explain.upload(r),
+      'explain.run': (r) => this.explain.run(r),
       'settings.get': () => settings.get(),
       'settings.update': (r) => {
         const before = settings.get().pythonPath;

@@ -94,27 +94,35 @@ test('Grad-CAM matches PyTorch autograd on the last stage output (V2 and V1, 224
   if (!python) return;
   const cache = new ExplainerCache({ provider: 'cpu' });
   try {
-    for (const [arch, file] of [['convnextv2_atto', ckpt.v2!], ['convnext_atto', ckpt.v1!]] as const) {
+    const prepared = await Promise.all(images.map((f) => prepareImage(f, 224)));
+    const x = new Float32Array(prepared.length * 3 * 224 * 224);
+    prepared.forEach((p, i) => x.set(p.chw, i * p.chw.length));
+    writeNpy(join(dir, 'x.npy'), { dtype: 'float32', shape: [prepared.length, 3, 224, 224], data: x });
+    const models = [['convnextv2_atto', ckpt.v2!], ['convnext_atto', ckpt.v1!]] as const;
+    const ours = [];
+    for (const [arch, file] of models) {
       const m = await cache.get(file, 224);
-      const prepared = await Promise.all(images.map((f) => prepareImage(f, 224)));
-      const x = new Float32Array(prepared.length * 3 * 224 * 224);
-      prepared.forEach((p, i) => x.set(p.chw, i * p.chw.length));
-      writeNpy(join(dir, 'x.npy'), { dtype: 'float32', shape: [prepared.length, 3, 224, 224], data: x });
-      const ours = await Promise.all(prepared.map((p) => m.explainer.explain(p.chw)));
-      // The same classes for both (near-ties of the top-1 may not flip the comparison).
-      writeNpy(join(dir, 'y.npy'), { dtype: 'int64', shape: [ours.length], data: BigInt64Array.from(ours, (e) => BigInt(e.target)) });
+      const e = await Promise.all(prepared.map((p) => m.explainer.explain(p.chw)));
+      // The same classes for both (a near-tie of the top-1 must not change what is compared).
+      writeNpy(join(dir, `y-${arch}.npy`), { dtype: 'int64', shape: [e.length], data: BigInt64Array.from(e, (r) => BigInt(r.target)) });
+      ours.push(e);
+    }
+    // Both references in one Python process (one torch import).
+    const calls = models.map(([arch, file]) => ['gradcam', '--arch', arch, '--weights', file, '--input', join(dir, 'x.npy'), '--labels', join(dir, `y-${arch}.npy`), '--out', join(dir, `ref-${arch}`), '--dtype', 'float64']);
+    const code = 'import json, sys; sys.path.insert(0, "native-worker/torch"); import reference; [reference.main(a) for a in json.loads(sys.argv[1])]';
+    runPython(python, '-c', [code, JSON.stringify(calls)]);
+    models.forEach(([arch], k) => {
       const ref = join(dir, `ref-${arch}`);
-      runPython(python, 'native-worker/torch/reference.py', ['gradcam', '--arch', arch, '--weights', file, '--input', join(dir, 'x.npy'), '--labels', join(dir, 'y.npy'), '--out', ref, '--dtype', 'float64']);
       const cam = readNpy(join(ref, 'cam.npy')).data as Float32Array;
       const info = JSON.parse(readFileSync(join(ref, 'gradcam.json'), 'utf8')) as { camMax: number[] };
-      ours.forEach((e, i) => {
+      ours[k]!.forEach((e, i) => {
         assert.ok(e.camMax > 0, `${arch} image ${i}: a non-trivial map`);
         let worst = 0;
         for (let p = 0; p < 49; p++) worst = Math.max(worst, Math.abs(e.cam[p]! - cam[i * 49 + p]!));
         assert.ok(worst < 1e-4, `${arch} image ${i}: max abs CAM difference ${worst}`);
         assert.ok(Math.abs(e.camMax - info.camMax[i]!) <= 1e-3 * info.camMax[i]!, `${arch} image ${i}: camMax ${e.camMax} vs ${info.camMax[i]}`);
       });
-    }
+    });
   } finally {
     await cache.release();
   }
