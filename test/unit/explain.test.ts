@@ -10,7 +10,7 @@ import sharp from 'sharp';
 import { parseArch } from '../../common/variants.ts';
 import { prepareImage, upsampleBilinear } from '../../native-worker/analysis/explain-image.ts';
 import { ExplainerCache } from '../../native-worker/analysis/explain.ts';
-import { gradCam } from '../../native-worker/analysis/gradcam.ts';
+import { type Explanation, gradCam } from '../../native-worker/analysis/gradcam.ts';
 import { saveCheckpoint } from '../../native-worker/checkpoint/load.ts';
 import { makeTensor } from '../../native-worker/checkpoint/tensor.ts';
 import { main } from '../../native-worker/cli.ts';
@@ -99,7 +99,7 @@ test('Grad-CAM matches PyTorch autograd on the last stage output (V2 and V1, 224
     prepared.forEach((p, i) => x.set(p.chw, i * p.chw.length));
     writeNpy(join(dir, 'x.npy'), { dtype: 'float32', shape: [prepared.length, 3, 224, 224], data: x });
     const models = [['convnextv2_atto', ckpt.v2!], ['convnext_atto', ckpt.v1!]] as const;
-    const ours = [];
+    const ours: Explanation[][] = [];
     for (const [arch, file] of models) {
       const m = await cache.get(file, 224);
       const e = await Promise.all(prepared.map((p) => m.explainer.explain(p.chw)));
