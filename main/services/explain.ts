@@ -51,6 +51,9 @@ export class ExplainService {
     const t0 = performance.now();
     const image = await this.imageFile(r.image);
     const models = r.models.map((m, i) => ({ ...this.modelOf(m.model, `models.${i}.model`), ...(m.name ? { name: m.name } : {}) }));
+    for (const [i, m] of models.entries()) {
+      if (!(await stat(m.file).catch(() => null))) throw new ApiError('not-found', `${m.file}: no such checkpoint file (or model folder)`, `models.${i}.model`);
+    }
     const size = r.size ?? models.find((m) => m.size)?.size ?? 224;
     let found: ExplainedModel[];
     try {
