@@ -1,5 +1,5 @@
 // "Try it": top-5 classes and a Grad-CAM overlay of one image by one or two classifiers side by side (a run's
-// checkpoint or a checkpoint file). The models stay loaded in the main process's explain worker between calls.
+// checkpoint or a checkpoint file). The models stay loaded between calls (in `cnx explain --serve`).
 import { z } from 'zod';
 import { absolutePath, int, multipleOf32 } from './fields.ts';
 import { ModelRef } from './tasks.ts';

@@ -1,30 +1,41 @@
 // "Try it" (explain.upload, explain.run): the images and models a request names, checked, then top-5 and
-// Grad-CAM computed in the explain worker thread, which keeps each model loaded between requests.
+// Grad-CAM computed by one long-lived child process (`cnx explain --serve`) that keeps each model loaded
+// between requests; a crash there fails the request, never the app, and the next request starts a new one.
 import { createHash } from 'node:crypto';
 import { mkdir, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import sharp from 'sharp';
 import { ApiError, type ApiParsedRequest, type ApiResponse, type ExplainImage, type ModelRef } from '../../common/api.ts';
 import { JobConfig } from '../../common/job.ts';
 import type { DatasetService } from './datasets.ts';
-import type { ExplainJob, ExplainReply, ExplainedModel } from './explain-worker.ts';
+import { type ExplainJob, ExplainReply, type ExplainedModel } from '../../common/explain-protocol.ts';
+import { type NodeRuntime, cnxCommand } from './engines.ts';
 import type { Store } from './store.ts';
 
-const WORKER_ENTRY = new URL('./worker-entry.mjs', import.meta.url);
-const EXPLAIN_MODULE = new URL('./explain-worker.ts', import.meta.url).href;
 const UPLOAD_FORMATS = new Set(['png', 'jpeg', 'webp', 'gif', 'tiff', 'bmp']);
 /** Decoded uploads above this many pixels are refused (a decompression bomb). */
 const MAX_UPLOAD_PIXELS = 40e6;
 
 type Pending = Map<number, { resolve: (m: ExplainedModel[]) => void; reject: (e: Error) => void }>;
 
+/** A reply line, or null for anything else the process printed. */
+function parseReply(line: string): ExplainReply | null {
+  try {
+    return ExplainReply.safeParse(JSON.parse(line)).data ?? null;
+  } catch {
+    return null;
+  }
+}
+
 export class ExplainService {
-  private worker: { worker: Worker; pending: Pending; next: number } | null = null;
+  private child: { child: ChildProcessWithoutNullStreams; pending: Pending; next: number; stderr: string } | null = null;
 
   constructor(
     private readonly store: Store,
     private readonly datasets: DatasetService,
+    private readonly node: NodeRuntime,
   ) {}
 
   private get uploads(): string {
@@ -63,7 +74,7 @@ export class ExplainService {
     }
     return {
       size,
-      models: found.map((m) => ({ ...m, overlay: `data:image/png;base64,${Buffer.from(m.overlay).toString('base64')}` })),
+      models: found.map((m) => ({ ...m, overlay: `data:image/png;base64,${m.overlay}` })),
       totalMs: performance.now() - t0,
     };
   }
@@ -87,39 +98,49 @@ export class ExplainService {
     return { file: c.path, name: `${rec.summary.name} @${ref.step}`, size: config.success ? config.data.model.inputSize : null };
   }
 
-  /** Runs one job in the worker thread, started on first use and again if it died. */
+  /** Runs one job in the explain process (`cnx explain --serve`), started on first use and again if it died. */
   private compute(job: Omit<ExplainJob, 'id'>): Promise<ExplainedModel[]> {
-    if (!this.worker) {
-      const worker = new Worker(WORKER_ENTRY, { workerData: { entry: EXPLAIN_MODULE } });
-      worker.unref(); // an idle worker must not keep the process alive
+    if (!this.child) {
+      const cmd = cnxCommand(this.node, ['explain', '--serve']);
+      const child = spawn(cmd.command, [...cmd.args], { cwd: cmd.cwd, env: cmd.env, stdio: ['pipe', 'pipe', 'pipe'] });
       const pending: Pending = new Map();
-      const state = { worker, pending, next: 1 };
-      worker.on('message', (r: ExplainReply) => {
+      const state = { child, pending, next: 1, stderr: '' };
+      createInterface({ input: child.stdout }).on('line', (line) => {
+        const r = parseReply(line);
+        if (!r) return;
         const p = pending.get(r.id);
         pending.delete(r.id);
         if ('models' in r) p?.resolve(r.models);
         else p?.reject(new Error(r.error));
       });
+      child.stderr.setEncoding('utf8').on('data', (t: string) => (state.stderr = (state.stderr + t).slice(-2000)));
       const fail = (e: Error) => {
         for (const p of pending.values()) p.reject(e);
         pending.clear();
-        if (this.worker === state) this.worker = null;
+        if (this.child === state) this.child = null;
       };
-      worker.on('error', fail);
-      worker.on('exit', (code) => fail(new Error(`the explain worker exited (${code})`)));
-      this.worker = state;
+      child.on('error', fail);
+      child.on('exit', (code, signal) => fail(new Error(`the explain process exited (${signal ?? code}): ${state.stderr.trim().split('\n').slice(-3).join(' ')}`)));
+      child.stdin.on('error', () => {}); // a dead child: 'exit' reports it
+      this.child = state;
     }
-    const w = this.worker;
-    const id = w.next++;
+    const c = this.child;
+    const id = c.next++;
     return new Promise((resolve, reject) => {
-      w.pending.set(id, { resolve, reject });
-      w.worker.postMessage({ id, ...job } satisfies ExplainJob);
+      c.pending.set(id, { resolve, reject });
+      c.child.stdin.write(`${JSON.stringify({ id, ...job } satisfies ExplainJob)}\n`);
     });
   }
 
+  /** Closes the explain process's input (it releases its models and exits); killed if it lingers. */
   async shutdown(): Promise<void> {
-    const w = this.worker;
-    this.worker = null;
-    await w?.worker.terminate();
+    const c = this.child;
+    this.child = null;
+    if (!c || c.child.exitCode !== null || c.child.signalCode !== null) return;
+    const exited = new Promise((r) => c.child.once('exit', r));
+    c.child.stdin.end();
+    const timer = setTimeout(() => c.child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
   }
 }

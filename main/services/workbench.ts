@@ -47,7 +47,7 @@ const APP_VERSION = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'u
 
 export class Workbench {
   readonly handlers: ApiHandlers;
-  /** "Try it": keeps the explained models loaded in its worker thread. */
+  /** "Try it": keeps the explained models loaded in its child process. */
   readonly explain: ExplainService;
 
   private constructor(
@@ -59,8 +59,9 @@ export class Workbench {
     readonly system: SystemService,
     readonly tasks: TaskService,
     dialogs: HostDialogs | undefined,
+    node: NodeRuntime,
   ) {
-    this.explain = new ExplainService(store, datasets);
+    this.explain = new ExplainService(store, datasets, node);
     this.handlers = this.makeHandlers(dialogs);
   }
 
@@ -99,7 +100,7 @@ export class Workbench {
       await store.close();
       throw e;
     }
-    return new Workbench(store, hub, settings, datasets, jobs, system, tasks, o.dialogs);
+    return new Workbench(store, hub, settings, datasets, jobs, system, tasks, o.dialogs, node);
   }
 
   /** Pauses running jobs (each checkpoints), stops imports, writes everything out and closes the database. */

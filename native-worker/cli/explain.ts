@@ -6,6 +6,7 @@ import { prepareImage } from '../analysis/explain-image.ts';
 import { ExplainerCache, type ExplainModel, explainWith } from '../analysis/explain.ts';
 import type { ProviderChoice } from '../engine/runtime.ts';
 import { type Command, CliError, parseOptions } from './command.ts';
+import { serveExplain } from './explain-serve.ts';
 import { manifestOf, pickImages } from './dataset-images.ts';
 
 const HELP = `usage: cnx explain --weights W [--weights W2 ...] --images a.jpg [b.png ...] --out DIR
@@ -22,7 +23,8 @@ in turn) and each classifier checkpoint (any supported format or a timm model fo
   explain.json          the list of images and models
 Grad-CAM: gradient of the class logit (default: each model's top-1; --class K for all) w.r.t. the last stage's
 map A; channel weights = spatial mean of the gradient; CAM = ReLU(sum_c w_c A_c) / max. A map that ReLU leaves
-all zero (no positive evidence) is written as zeros with camMax 0.`;
+all zero (no positive evidence) is written as zeros with camMax 0.
+--serve: the app's worker; JSON lines in (common/explain-protocol.ts) and out, models kept loaded.`;
 
 const PROVIDERS: readonly ProviderChoice[] = ['auto', 'cpu', 'cuda', 'webgpu'];
 const slug = (name: string) => name.replace(/\.[^.]+$/, '').replace(/[^A-Za-z0-9_-]+/g, '-').slice(0, 60);
@@ -33,10 +35,11 @@ export const explainCommand: Command = {
     const o = parseOptions(args, {
       weights: { type: 'string', multiple: true }, name: { type: 'string', multiple: true }, labels: { type: 'string', multiple: true }, images: { type: 'string', multiple: true },
       out: { type: 'string' }, size: { type: 'string', default: '224' }, class: { type: 'string' }, json: { type: 'boolean' }, provider: { type: 'string', default: 'cpu' },
-      dataset: { type: 'string' }, split: { type: 'string', default: 'val' }, count: { type: 'string', default: '4' }, workspace: { type: 'string' },
+      dataset: { type: 'string' }, split: { type: 'string', default: 'val' }, count: { type: 'string', default: '4' }, workspace: { type: 'string' }, serve: { type: 'boolean' },
     }, HELP);
     if (!o) return 0;
     const v = o.values;
+    if (v.serve) return serveExplain();
     const weights = v.weights ?? [];
     if (!weights.length) throw new CliError(`give at least one --weights\n\n${HELP}`);
     if (!v.out) throw new CliError(`give --out DIR\n\n${HELP}`);

@@ -1,7 +1,7 @@
 // "Try it" in Chromium against `cnx serve`: images uploaded through the page's file input (web mode has no
 // paths), one model (a checkpoint inside a run-folder layout, so its classes have names) and then two side by
 // side (plus a V1 file): top-5 lists and Grad-CAM overlays appear for every image and model; the second call
-// reuses the loaded model (the worker's cache). Screenshots go to test-results/.
+// reuses the loaded model (`cnx explain --serve` keeps it). Screenshots go to test-results/.
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

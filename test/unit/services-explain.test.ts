@@ -1,6 +1,6 @@
 // The "Try it" API through the Workbench's handlers (what both transports call): an upload checked and kept
 // by its hash, explain.run on an upload and on a catalogued dataset's image with one and two models (the
-// worker keeps them loaded: the second call skips the load), the overlay as a PNG data URL, and the errors a
+// `cnx explain --serve` child keeps them loaded: the second call skips the load), the overlay as a PNG data URL, and the errors a
 // user can act on (not an image, unknown upload, a missing checkpoint, an encoder without a head).
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
