@@ -13,8 +13,9 @@ import { saveCheckpoint } from '../../native-worker/checkpoint/load.ts';
 import { makeTensor } from '../../native-worker/checkpoint/tensor.ts';
 import { convnextParams } from '../../native-worker/nn/convnext.ts';
 import { initParams } from '../../native-worker/nn/params.ts';
+import { textureDataset } from '../helpers/dataset.ts';
 import { photo } from '../helpers/images.ts';
-import { type Served, ensureBuilt, findChromium, launchChromium, needChromium, screenshot, startServe } from './helpers.ts';
+import { type Served, callApi, ensureBuilt, findChromium, launchChromium, needChromium, screenshot, startServe } from './helpers.ts';
 
 const CLASSES = ['T-shirt', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Boot'];
 
@@ -47,9 +48,16 @@ describe('Try it in Chromium', () => {
       writeModel(join(dir, 'v1-atto.safetensors'), 'convnext_atto', 2),
       photo(11, 320, 240).png().toFile(files.images[0]!),
       photo(12, 200, 260).jpeg().toFile(files.images[1]!),
+      textureDataset(join(dir, 'textures'), 64, 1, 2),
       ensureBuilt(),
     ]);
     served = await startServe({ workspace: join(dir, 'ws') });
+    await callApi(served, 'datasets.import', { source: join(dir, 'textures'), name: 'textures' });
+    for (let i = 0; i < 300; i++) {
+      const list = await callApi<{ name: string; scanState: string }[]>(served, 'datasets.list', {});
+      if (list.find((d) => d.name === 'textures')?.scanState === 'complete') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
     browser = await launchChromium(chromiumPath);
     page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
     page.setDefaultTimeout(30_000);
@@ -108,6 +116,20 @@ describe('Try it in Chromium', () => {
     assert.equal(await cards.nth(1).locator('[data-testid=top5] li').count(), 5);
     assert.match(await cards.nth(1).locator('[data-testid=top5] li .name').first().innerText(), /^class \d$/, 'a bare file has numbered classes');
     await screenshot(page, 't2-try-two-models', true);
+  });
+
+  step("a dataset's image, picked from its thumbnails", async () => {
+    for (const name of ['first.png', 'second.jpg']) await page.getByRole('button', { name: `Remove ${name}` }).click();
+    await page.locator('summary', { hasText: 'From a dataset' }).click();
+    await page.getByLabel('Dataset to pick from').selectOption('textures');
+    const thumb = page.locator('.thumbs button').first();
+    await thumb.waitFor();
+    await thumb.click();
+    await page.getByRole('list', { name: 'Chosen images' }).getByText(/^textures\/val\//).waitFor();
+    await page.getByRole('button', { name: 'Explain' }).click();
+    await page.waitForFunction(() => [...document.querySelectorAll<HTMLImageElement>('[data-testid=overlay]')].filter((i) => i.complete && i.naturalWidth === 224).length === 2);
+    assert.equal(await page.locator('section.result').count(), 1);
+    await screenshot(page, 't3-try-dataset-image', true);
     assert.deepEqual(pageErrors, []);
   });
 });
