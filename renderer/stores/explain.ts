@@ -20,22 +20,6 @@ export interface TryModel {
   name?: string;
 }
 
-/** Longest side of an uploaded image: decoded images above it are scaled down in the page before upload. */
-export const UPLOAD_SIDE = 512;
-
-/** A picked file as base64 (PNG/JPEG), scaled down so its longest side is at most UPLOAD_SIDE. */
-async function fileBase64(file: File): Promise<string> {
-  const bitmap = await createImageBitmap(file);
-  const scale = Math.min(1, UPLOAD_SIDE / Math.max(bitmap.width, bitmap.height));
-  const canvas = document.createElement('canvas');
-  canvas.width = Math.max(1, Math.round(bitmap.width * scale));
-  canvas.height = Math.max(1, Math.round(bitmap.height * scale));
-  canvas.getContext('2d')!.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
-  bitmap.close();
-  const url = canvas.toDataURL('image/jpeg', 0.92);
-  return url.slice(url.indexOf(',') + 1);
-}
-
 export const useExplainStore = defineStore('explain', () => {
   const images = ref<TryImage[]>([]);
   const results = shallowRef<ReadonlyMap<string, ExplainResult>>(new Map());
@@ -47,12 +31,13 @@ export const useExplainStore = defineStore('explain', () => {
     if (!images.value.some((i) => i.key === img.key)) images.value.push(img);
   }
 
-  async function addFiles(files: readonly File[]): Promise<void> {
+  /** Uploads picked files (`encode` turns one into base64: renderer/lib/upload-image.ts in the page). */
+  async function addFiles(files: readonly { name: string; preview: string | null }[], encode: (i: number) => Promise<string>): Promise<void> {
     uploadError.value = null;
-    for (const f of files) {
+    for (const [i, f] of files.entries()) {
       try {
-        const r = await api().explain.upload({ name: f.name.slice(0, 200) || 'image', data: await fileBase64(f) });
-        add({ key: `upload:${r.upload}`, label: f.name, preview: URL.createObjectURL(f), image: { upload: r.upload } });
+        const r = await api().explain.upload({ name: f.name.slice(0, 200) || 'image', data: await encode(i) });
+        add({ key: `upload:${r.upload}`, label: f.name, preview: f.preview, image: { upload: r.upload } });
       } catch (e) {
         uploadError.value = shownError(e);
       }
