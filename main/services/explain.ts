@@ -132,6 +132,11 @@ export class ExplainService {
     });
   }
 
+  /** The explain process's id while one runs (for diagnostics and tests). */
+  get pid(): number | null {
+    return this.child?.child.pid ?? null;
+  }
+
   /** Closes the explain process's input (it releases its models and exits); killed if it lingers. */
   async shutdown(): Promise<void> {
     const c = this.child;

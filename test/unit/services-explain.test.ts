@@ -80,6 +80,18 @@ test('a catalogued dataset image, with a chosen class', async () => {
   assert.deepEqual([r.models[0]!.cam.length, r.models[0]!.cam[0]!.length], [2, 2]);
 });
 
+test('a crashed explain process fails nothing later: the next request starts a new one', async () => {
+  const up = await call('explain.upload', { name: 'p.png', data: (await photo(7, 64, 64).png().toBuffer()).toString('base64') });
+  await call('explain.run', { models: [{ model: { file: models.v2! } }], image: { upload: up.upload }, size: 64 });
+  const pid = wb.explain.pid;
+  assert.ok(pid);
+  process.kill(pid, 'SIGKILL');
+  await waitFor('the process to be gone', () => wb.explain.pid === null, 10_000);
+  const r = await call('explain.run', { models: [{ model: { file: models.v2! } }], image: { upload: up.upload }, size: 64 });
+  assert.equal(r.models[0]!.top.length, 5);
+  assert.notEqual(wb.explain.pid, pid);
+});
+
 test('errors name the problem', async () => {
   const rejects = (p: Promise<unknown>, re: RegExp) => assert.rejects(p, (e: Error) => e instanceof ApiError && re.test(e.message));
   await rejects(call('explain.upload', { name: 'notes.txt', data: Buffer.from('hello, not an image').toString('base64') }), /notes\.txt: not an image/);
