@@ -2,7 +2,7 @@
 // Grad-CAM computed by one long-lived child process (`cnx explain --serve`) that keeps each model loaded
 // between requests; a crash there fails the request, never the app, and the next request starts a new one.
 import { createHash } from 'node:crypto';
-import { mkdir, rename, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -17,6 +17,17 @@ import type { Store } from './store.ts';
 const UPLOAD_FORMATS = new Set(['png', 'jpeg', 'webp', 'gif', 'tiff', 'bmp']);
 /** Decoded uploads above this many pixels are refused (a decompression bomb). */
 const MAX_UPLOAD_PIXELS = 40e6;
+/** The upload cache keeps the newest KEEP_UPLOADS images (uploads are at most ~700 KB each). */
+const KEEP_UPLOADS = 300;
+
+/** Deletes all but the newest `keep` files of a folder. */
+async function pruneOldest(dir: string, keep: number): Promise<void> {
+  const names = await readdir(dir);
+  if (names.length <= keep) return;
+  const dated = await Promise.all(names.map(async (n) => ({ n, t: (await stat(join(dir, n)).catch(() => null))?.mtimeMs ?? 0 })));
+  dated.sort((a, b) => b.t - a.t);
+  await Promise.all(dated.slice(keep).map((d) => rm(join(dir, d.n), { force: true })));
+}
 
 type Pending = Map<number, { resolve: (m: ExplainedModel[]) => void; reject: (e: Error) => void }>;
 
@@ -51,9 +62,13 @@ export class ExplainService {
     const id = createHash('sha256').update(bytes).digest('hex');
     await mkdir(this.uploads, { recursive: true });
     const file = join(this.uploads, id);
-    if (!(await stat(file).catch(() => null))) {
+    if (await stat(file).catch(() => null)) {
+      const now = new Date();
+      await utimes(file, now, now); // the newest again, as far as pruning goes
+    } else {
       await writeFile(`${file}.tmp`, bytes);
       await rename(`${file}.tmp`, file);
+      await pruneOldest(this.uploads, KEEP_UPLOADS);
     }
     return { upload: id, width: meta.width, height: meta.height };
   }
