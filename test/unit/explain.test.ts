@@ -82,6 +82,18 @@ test('cnx explain: top-5 with class names, a CAM grid and an overlay per image a
   assert.ok(names.every((n: string) => classes.includes(n)));
 });
 
+test('cnx explain --dataset: images picked from a catalogued dataset, one per class, with their labels', async () => {
+  const ws = join(dir, 'ws');
+  assert.equal(await main(['dataset', 'import', join(dir, 'data'), '--name', 'tex', '--workspace', ws]), 0);
+  const out = join(dir, 'out-ds');
+  assert.equal(await main(['explain', '--weights', ckpt.v1!, '--dataset', 'tex', '--count', '2', '--workspace', ws, '--size', '64', '--out', out]), 0);
+  const index = JSON.parse(readFileSync(join(out, 'explain.json'), 'utf8')) as { files: { json: string }[] };
+  assert.equal(index.files.length, 2);
+  const labels = index.files.map((f) => (JSON.parse(readFileSync(join(out, f.json), 'utf8')) as { label: string; models: { cam: number[][] }[] }));
+  assert.equal(new Set(labels.map((l) => l.label)).size, 2, 'two different classes');
+  for (const l of labels) assert.deepEqual([l.models[0]!.cam.length, l.models[0]!.cam[0]!.length], [2, 2]);
+});
+
 test('cnx explain: errors name the file and the problem', async () => {
   const run = (...a: string[]) => explainCommand.run(a);
   await assert.rejects(run('--weights', join(dir, 'nope.safetensors'), '--images', images[0]!, '--out', join(dir, 'e')), /nope\.safetensors: no such checkpoint/);
