@@ -99,6 +99,12 @@ test('cnx explain: errors name the file and the problem', async () => {
   await assert.rejects(run('--weights', join(dir, 'nope.safetensors'), '--images', images[0]!, '--out', join(dir, 'e')), /nope\.safetensors: no such checkpoint/);
   await assert.rejects(run('--weights', ckpt.v2!, '--images', join(dir, 'missing.png'), '--out', join(dir, 'e')), /missing\.png: no such image/);
   await assert.rejects(run('--weights', ckpt.v2!, '--images', images[0]!, '--class', '9', '--out', join(dir, 'e')), /--class 9: .* has 4 classes/);
+  writeFileSync(join(dir, 'three.txt'), 'a\nb\nc\n');
+  await assert.rejects(run('--weights', ckpt.v1!, '--labels', join(dir, 'three.txt'), '--images', images[0]!, '--out', join(dir, 'e')), /three\.txt: 3 class names for a 4-class head/);
+  writeFileSync(join(dir, 'four.txt'), 'w\nx\ny\nz\n');
+  await run('--weights', ckpt.v1!, '--labels', join(dir, 'four.txt'), '--images', images[0]!, '--class', '2', '--out', join(dir, 'l'));
+  const named = JSON.parse(readFileSync(join(dir, 'l', '1-wide.json'), 'utf8')) as { models: { target: { index: number; name: string } }[] };
+  assert.deepEqual(named.models[0]!.target, { index: 2, name: 'y' });
 });
 
 test('Grad-CAM matches PyTorch autograd on the last stage output (V2 and V1, 224 px, max abs < 1e-4)', async (t) => {
