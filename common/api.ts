@@ -17,6 +17,7 @@ import { z } from 'zod';
 import { CurationReport } from './curation.ts';
 import { CurationRequest } from './api/curation.ts';
 import { DatasetChanged, DatasetDetail, DatasetDupes, DatasetStats, DatasetSummary, EditPaths, EditResult, EditRow, ImagesPage, ImagesQuery, ImportRequest, ImportTask, ManifestExport, SplitCounts } from './api/datasets.ts';
+import { ExplainRequest, ExplainResult, ExplainUpload, ExplainUploaded } from './api/explain.ts';
 import { absolutePath, int } from './api/fields.ts';
 import { AnalysisRequest, AnalysisResult, ExportFileRequest, ExportRequest, FileReconstructionRequest, ImportedModel, ReconstructionRequest, ReconstructionResult } from './api/models.ts';
 import { Artifact, Checkpoint, JobEventMessage, MetricSeriesQuery, MetricSeriesResult, RunCreate, RunDetail, RunEventsPage, RunEventsQuery, RunSummary } from './api/runs.ts';
@@ -26,6 +27,7 @@ import { DatasetName, RunId, RunState, Split } from './api/vocabulary.ts';
 
 export * from './api/curation.ts';
 export * from './api/datasets.ts';
+export * from './api/explain.ts';
 export * from './api/files.ts';
 export * from './api/models.ts';
 export * from './api/runs.ts';
@@ -113,6 +115,11 @@ export const apiMethods = {
   'curation.result': method(byTask, CurationReport),
   /** Records that reviewed images keep their labels (an edit that changes nothing, in the history). */
   'curation.keep': method(z.strictObject({ name: DatasetName, paths: EditPaths }), EditResult),
+
+  /** Keeps an image sent by the renderer (under the workspace's cache) for explain.run. */
+  'explain.upload': method(ExplainUpload, ExplainUploaded),
+  /** Top-5 and a Grad-CAM overlay of one image by one or two classifiers (models stay loaded between calls). */
+  'explain.run': method(ExplainRequest, ExplainResult),
 
   'settings.get': method(Empty, Settings),
   'settings.update': method(SettingsUpdate, Settings),

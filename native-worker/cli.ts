@@ -6,6 +6,7 @@ import { datasetCommand } from './cli/dataset.ts';
 import { demo } from './cli/demo.ts';
 import { doctorCommand } from './cli/doctor.ts';
 import { exportCommand } from './cli/export.ts';
+import { explainCommand } from './cli/explain.ts';
 import { gradCommand } from './cli/grad.ts';
 import { inferCommand } from './cli/infer.ts';
 import { inspectCommand } from './cli/inspect.ts';
@@ -28,6 +29,7 @@ const commands: Record<string, Command> = {
   export: exportCommand,
   inspect: inspectCommand,
   analyze: analyzeCommand,
+  explain: explainCommand,
   doctor: doctorCommand,
   launch: launchCommand,
 };

@@ -8,6 +8,7 @@ import { CurationReport } from '../../common/curation.ts';
 import { JobConfig } from '../../common/job.ts';
 import { DatasetService } from './datasets.ts';
 import { type EngineLauncher, type EngineResolver, type NodeRuntime, REPO_ROOT, cnxCommand, doctorResolver, engineLauncher, plainNode } from './engines.ts';
+import { ExplainService } from './explain.ts';
 import { EventHub } from './hub.ts';
 import { JobService } from './jobs.ts';
 import { SettingsService } from './settings.ts';
@@ -46,6 +47,8 @@ const APP_VERSION = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'u
 
 export class Workbench {
   readonly handlers: ApiHandlers;
+  /** "Try it": keeps the explained models loaded in its child process. */
+  readonly explain: ExplainService;
 
   private constructor(
     readonly store: Store,
@@ -56,7 +59,9 @@ export class Workbench {
     readonly system: SystemService,
     readonly tasks: TaskService,
     dialogs: HostDialogs | undefined,
+    node: NodeRuntime,
   ) {
+    this.explain = new ExplainService(store, datasets, node);
     this.handlers = this.makeHandlers(dialogs);
   }
 
@@ -95,12 +100,12 @@ export class Workbench {
       await store.close();
       throw e;
     }
-    return new Workbench(store, hub, settings, datasets, jobs, system, tasks, o.dialogs);
+    return new Workbench(store, hub, settings, datasets, jobs, system, tasks, o.dialogs, node);
   }
 
   /** Pauses running jobs (each checkpoints), stops imports, writes everything out and closes the database. */
   async close(opts: { jobTimeoutMs?: number } = {}): Promise<void> {
-    await Promise.all([this.jobs.shutdown(opts.jobTimeoutMs), this.datasets.shutdown(), this.tasks.shutdown()]);
+    await Promise.all([this.jobs.shutdown(opts.jobTimeoutMs), this.datasets.shutdown(), this.tasks.shutdown(), this.explain.shutdown()]);
     await this.store.close();
   }
 
@@ -198,6 +203,8 @@ export class Workbench {
       'curation.result': (r) => this.tasks.result(r.taskId, 'curation', 'curation.json', CurationReport),
       'curation.keep': (r) => datasets.keepLabels(r.name, r.paths),
 
+      'explain.upload': (r) => this.explain.upload(r),
+      'explain.run': (r) => this.explain.run(r),
       'settings.get': () => settings.get(),
       'settings.update': (r) => {
         const before = settings.get().pythonPath;

@@ -14,6 +14,11 @@
       W holds encoder weights (timm names; a head is ignored). DIR/features.json: per block, the cosine
       distance per image and dead/constant channel counts per batch (cnx_torch/analysis.py);
       DIR/grid.npy (1, C, h, w): the grid block's output for the grid image.
+  reference.py gradcam --arch A --weights W.safetensors --input X.npy --out DIR [--labels Y.npy]
+      Grad-CAM of the last stage's output A (before the head's pool and norm), by autograd.grad: the gradient
+      of each image's class logit (Y, default its top-1) w.r.t. A; channel weights = its spatial mean;
+      CAM = ReLU(sum_c w_c A_c) / max (all zeros when the max is 0). DIR/cam.npy (N, h, w),
+      DIR/logits.npy (N, K), DIR/gradcam.json {"targets": [...], "camMax": [...]}
 Common: --dtype float32|float64 (computation dtype; inputs are cast), --device cpu|cuda|auto (cuda when present).
 Classifier weights may use timm or official names; the number of classes comes from head.fc.weight, the
 decoder width and depth from proj.weight and decoder.<k>.*. Prints one JSON line naming the outputs.
@@ -68,9 +73,32 @@ def _write_loss(out: str, loss: Tensor) -> str:
     return path
 
 
+def _gradcam(model: ConvNeXt, x: Tensor, labels: Optional[str], out: str) -> List[str]:
+    """Grad-CAM per image (see the module doc); returns the files written."""
+    features = model.forward_features(x).detach().requires_grad_(True)
+    logits = model.forward_head(features)
+    if labels:
+        targets = load_npy(labels).to(device=x.device, dtype=torch.int64)
+    else:
+        targets = logits.argmax(dim=1)
+    picked = logits.gather(1, targets[:, None]).sum()  # images are independent: one backward gives every image's
+    (grad,) = torch.autograd.grad(picked, features)
+    weights = grad.mean(dim=(2, 3), keepdim=True)  # (N, C, 1, 1)
+    cam = torch.relu((weights * features).sum(dim=1)).detach()  # (N, h, w)
+    peak = cam.flatten(1).max(dim=1).values
+    scaled = torch.where(peak[:, None, None] > 0, cam / peak.clamp_min(torch.finfo(cam.dtype).tiny)[:, None, None],
+                         torch.zeros_like(cam))
+    files = [os.path.join(out, "cam.npy"), os.path.join(out, "logits.npy"), os.path.join(out, "gradcam.json")]
+    save_npy(files[0], scaled)
+    save_npy(files[1], logits.detach())
+    with open(files[2], "w", encoding="utf-8") as f:
+        json.dump({"targets": [int(t) for t in targets], "camMax": [float(p) for p in peak]}, f)
+    return files
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description="PyTorch reference outputs for parity tests")
-    parser.add_argument("command", choices=["infer", "grad", "fcmae", "features"])
+    parser.add_argument("command", choices=["infer", "grad", "fcmae", "features", "gradcam"])
     parser.add_argument("--arch", required=True)
     parser.add_argument("--weights", required=True)
     parser.add_argument("--input", required=True, help=".npy images (N, 3, H, W)")
@@ -122,7 +150,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         outputs += [pred_path, _write_loss(args.out, result.loss)]
     else:
         model = _classifier(args.arch, weights).to(device=device, dtype=dtype).eval()  # eval(): drop path off
-        if args.command == "infer":
+        if args.command == "gradcam":
+            outputs += _gradcam(model, x, args.labels, args.out)
+        elif args.command == "infer":
             with torch.no_grad():
                 features = model.forward_features(x)
                 pre_logits = model.forward_head(features, pre_logits=True)

@@ -1,7 +1,7 @@
 // The app's address lives in the URL hash (#/runs/<id>?tab=logs), so views can be linked, reloaded and
 // navigated with the browser's back button, in web mode and in Electron alike, without a router library.
 
-export const VIEWS = ['datasets', 'train', 'runs', 'reconstructions', 'compare', 'models', 'settings'] as const;
+export const VIEWS = ['datasets', 'train', 'runs', 'reconstructions', 'compare', 'models', 'try', 'settings'] as const;
 export type ViewName = (typeof VIEWS)[number];
 
 export interface Route {

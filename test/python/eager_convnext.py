@@ -87,6 +87,22 @@ def classify(p: Params, x: Tensor, depths: Sequence[int]) -> Tensor:
     return F.linear(pooled, p["head.fc.weight"], p["head.fc.bias"])
 
 
+def gradcam(p: Params, x: Tensor, depths: Sequence[int], targets: Optional[Tensor] = None):
+    """Grad-CAM of the last stage's output A (before the head's pool and norm): the gradient of each image's
+    class logit (`targets`, default its top-1) w.r.t. A by autograd.grad, channel weights = its spatial mean,
+    CAM = ReLU(sum_c w_c A_c). Returns the map scaled by its max (all zeros where the max is 0) (N, h, w), the
+    max (N,) and the logits (N, K)."""
+    a = encode(p, x, depths).detach().requires_grad_(True)
+    pooled = F.layer_norm(a.mean(dim=(2, 3)), a.shape[1:2], p["head.norm.weight"], p["head.norm.bias"], EPS)
+    logits = F.linear(pooled, p["head.fc.weight"], p["head.fc.bias"])
+    t = logits.argmax(dim=1) if targets is None else targets
+    (g,) = torch.autograd.grad(logits.gather(1, t[:, None]).sum(), a)  # images are independent
+    cam = torch.relu((g.mean(dim=(2, 3), keepdim=True) * a).sum(dim=1)).detach()
+    peak = cam.flatten(1).amax(dim=1)
+    scaled = torch.where(peak[:, None, None] > 0, cam / peak.clamp_min(1e-30)[:, None, None], torch.zeros_like(cam))
+    return scaled, peak, logits.detach()
+
+
 def fcmae(p: Params, imgs: Tensor, mask: Tensor, depths: Sequence[int], patch: int = 32):
     """(loss, pred): pred (N, L, patch*patch*3) in (row, col, channel) order; loss = per-patch MSE against
     normalised pixels (unbiased variance), averaged over removed patches."""
