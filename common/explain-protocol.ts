@@ -1,6 +1,9 @@
 // The "Try it" process boundary: the main process writes ExplainJob lines to `cnx explain --serve` (a
 // long-lived child that keeps the models loaded) and reads ExplainReply lines back, both checked with these.
 import { z } from 'zod';
+import { ExplainedModel } from './api/explain.ts';
+
+export { ExplainedModel };
 
 export const ExplainJob = z.strictObject({
   id: z.number().int().min(1),
@@ -10,20 +13,6 @@ export const ExplainJob = z.strictObject({
   target: z.number().int().min(0).optional(),
 });
 export type ExplainJob = z.infer<typeof ExplainJob>;
-
-const ClassRef = z.object({ index: z.number().int().min(0), name: z.string().nullable() });
-export const ExplainedModel = z.object({
-  name: z.string(),
-  arch: z.string(),
-  top: z.array(ClassRef.extend({ p: z.number() })),
-  target: ClassRef,
-  cam: z.array(z.array(z.number())),
-  camMax: z.number(),
-  /** PNG bytes as base64. */
-  overlay: z.string(),
-  ms: z.number(),
-});
-export type ExplainedModel = z.infer<typeof ExplainedModel>;
 
 export const ExplainReply = z.union([
   z.object({ id: z.number().int(), models: z.array(ExplainedModel) }),

@@ -35,24 +35,27 @@ export const ExplainRequest = z.strictObject({
 export type ExplainRequest = z.input<typeof ExplainRequest>;
 
 const ClassRef = z.object({ index: int(0), name: z.string().nullable() });
+/** One model's answer for one image, as `cnx explain --serve` sends it (common/explain-protocol.ts). */
+export const ExplainedModel = z.object({
+  name: z.string(),
+  arch: z.string(),
+  /** Up to five classes, most probable first; names when the run's manifest or the model folder has them. */
+  top: z.array(ClassRef.extend({ p: z.number() })),
+  target: ClassRef,
+  /** Grad-CAM of the last stage (h rows of w values in [0, 1]); camMax 0 means ReLU left nothing (all zeros). */
+  cam: z.array(z.array(z.number())),
+  camMax: z.number(),
+  /** The map over the center crop the model saw, as a PNG (base64 from the child). */
+  overlay: z.string(),
+  /** Time of the forward + backward + map. */
+  ms: z.number(),
+});
+export type ExplainedModel = z.infer<typeof ExplainedModel>;
+
 export const ExplainResult = z.object({
   size: int(32),
-  models: z.array(
-    z.object({
-      name: z.string(),
-      arch: z.string(),
-      /** Up to five classes, most probable first; names when the run's manifest or the model folder has them. */
-      top: z.array(ClassRef.extend({ p: z.number() })),
-      target: ClassRef,
-      /** Grad-CAM of the last stage (h rows of w values in [0, 1]); camMax 0 means ReLU left nothing (all zeros). */
-      cam: z.array(z.array(z.number())),
-      camMax: z.number(),
-      /** The map over the center crop the model saw, as a data: URL (PNG). */
-      overlay: z.string().startsWith('data:image/png;base64,'),
-      /** Time of the forward + backward + map, and of the whole call including any model load. */
-      ms: z.number(),
-    }),
-  ),
+  /** As the child answered, the overlay as a data: URL; ms also counts any model load. */
+  models: z.array(ExplainedModel.extend({ overlay: z.string().startsWith('data:image/png;base64,') })),
   totalMs: z.number(),
 });
 export type ExplainResult = z.infer<typeof ExplainResult>;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import type { DatasetDetail } from '../../common/api.ts';
 import { parseArch } from '../../common/variants.ts';
@@ -16,7 +16,7 @@ import { makeTensor } from '../../native-worker/checkpoint/tensor.ts';
 import { convnextParams } from '../../native-worker/nn/convnext.ts';
 import { initParams } from '../../native-worker/nn/params.ts';
 import { fashionSlice } from './data.ts';
-import { type Served, callApi, ensureBuilt, findChromium, launchChromium, needChromium, screenshot, startServe } from './helpers.ts';
+import { type Served, browserStep, callApi, ensureBuilt, findChromium, importDataset, launchChromium, openPage, screenshot, startServe } from './helpers.ts';
 
 describe('curation in Chromium', () => {
   const chromiumPath = findChromium();
@@ -36,16 +36,9 @@ describe('curation in Chromium', () => {
     weights = join(dir, 'atto.safetensors');
     await saveCheckpoint(weights, new Map(specs.map((p) => [p.name, makeTensor([...p.shape], values.get(p.name)!)])));
     served = await startServe({ workspace: join(dir, 'ws') });
-    await callApi(served, 'datasets.import', { source: data.root, name: 'fashion' });
-    for (let i = 0; i < 600; i++) {
-      const list = await callApi<{ name: string; scanState: string }[]>(served, 'datasets.list', {});
-      if (list.find((d) => d.name === 'fashion')?.scanState === 'complete') break;
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await importDataset(served, data.root, 'fashion');
     browser = await launchChromium(chromiumPath);
-    page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
-    page.setDefaultTimeout(30_000);
-    page.on('pageerror', (e) => pageErrors.push(e.message));
+    page = await openPage(browser, { width: 1440, height: 1000 }, pageErrors);
   });
 
   after(async () => {
@@ -54,12 +47,7 @@ describe('curation in Chromium', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  const step = (name: string, fn: () => Promise<void>) =>
-    test(name, async (t) => {
-      if (!needChromium(t)) return;
-      if (!page) throw new Error('the browser session did not start (see the first failure)');
-      await fn();
-    });
+  const step = browserStep(() => page);
 
   const edits = async () => (await callApi<DatasetDetail>(served, 'datasets.get', { name: 'fashion' })).edits;
 

@@ -8,11 +8,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import type { RunDetail, RunSummary, Task } from '../../common/api.ts';
 import { type SliceInfo, fashionSlice } from './data.ts';
-import { type Served, callApi, ensureBuilt, findChromium, launchChromium, needChromium, screenshot, startServe } from './helpers.ts';
+import { type Served, browserStep, callApi, ensureBuilt, findChromium, launchChromium, openPage, screenshot, startServe } from './helpers.ts';
 
 describe('workbench flows in Chromium', () => {
   const chromiumPath = findChromium();
@@ -32,9 +32,7 @@ describe('workbench flows in Chromium', () => {
     [data] = await Promise.all([fashionSlice(join(dir, 'fashion'), 12, 4, 3), ensureBuilt()]);
     served = await startServe({ workspace: join(dir, 'ws') });
     browser = await launchChromium(chromiumPath);
-    page = await browser.newPage({ viewport: { width: 1440, height: 920 } });
-    page.setDefaultTimeout(30_000);
-    page.on('pageerror', (e) => pageErrors.push(e.message));
+    page = await openPage(browser, { width: 1440, height: 920 }, pageErrors);
     page.on('console', (m) => m.type() === 'warning' && /contract/.test(m.text()) && pageErrors.push(m.text()));
   });
 
@@ -56,12 +54,7 @@ describe('workbench flows in Chromium', () => {
   }
 
   // Every step needs the browser: each checks it first, so a missing Chromium skips them all with the reason.
-  const step = (name: string, fn: () => Promise<void>) =>
-    test(name, async (t) => {
-      if (!needChromium(t)) return;
-      if (!page) throw new Error('the browser session did not start (see the first failure)');
-      await fn();
-    });
+  const step = browserStep(() => page);
 
   step('the empty workbench says what to do first', async () => {
     await page.goto(served.url);

@@ -5,7 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TestContext } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { type Browser, type Page, chromium } from 'playwright-core';
 
 export const REPO = join(import.meta.dirname, '..', '..');
@@ -111,4 +111,37 @@ export async function callApi<T>(s: Served, method: string, request: unknown = {
   const body = (await res.json()) as { ok: boolean; value?: T; error?: { message: string } };
   if (!body.ok) throw new Error(`${method}: ${body.error?.message}`);
   return body.value as T;
+}
+
+/** Imports a folder as a catalog dataset and waits until its scan is complete (or fails the test). */
+export async function importDataset(s: Served, source: string, name: string, timeoutMs = 120_000): Promise<void> {
+  await callApi(s, 'datasets.import', { source, name });
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const list = await callApi<{ name: string; scanState: string }[]>(s, 'datasets.list', {});
+    if (list.find((d) => d.name === name)?.scanState === 'complete') return;
+    if (Date.now() > deadline) throw new Error(`the import of '${name}' from ${source} did not complete within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** A page with the browser tests' settings; page errors are collected into `errors`. */
+export async function openPage(browser: Browser, viewport: { width: number; height: number }, errors: string[]): Promise<Page> {
+  const page = await browser.newPage({ viewport });
+  page.setDefaultTimeout(30_000);
+  page.on('pageerror', (e) => errors.push(e.message));
+  return page;
+}
+
+/**
+ * A test step of a browser session: skipped (with the reason) where `need` says a tool is missing, and failing
+ * clearly when the session's set-up did not give a page.
+ */
+export function browserStep(getPage: () => Page | undefined, need: (t: TestContext) => unknown = needChromium) {
+  return (name: string, fn: () => Promise<void>) =>
+    test(name, async (t) => {
+      if (!need(t)) return;
+      if (!getPage()) throw new Error('the browser session did not start (see the first failure)');
+      await fn();
+    });
 }

@@ -9,12 +9,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import type { ImportTask } from '../../common/api.ts';
 import { needTorch, runPython, torchPython } from '../helpers/python.ts';
 import { fashionSlice } from './data.ts';
-import { type Served, callApi, ensureBuilt, findChromium, launchChromium, needChromium, screenshot, startServe } from './helpers.ts';
+import { type Served, browserStep, callApi, ensureBuilt, findChromium, importDataset, launchChromium, needChromium, openPage, screenshot, startServe } from './helpers.ts';
 
 describe('official FCMAE checkpoints in Chromium', () => {
   const chromiumPath = findChromium();
@@ -32,14 +31,9 @@ describe('official FCMAE checkpoints in Chromium', () => {
     runPython(python.python, 'test/python/timm_folder.py', ['write', join(dir, 'timm-folder'), 'convnextv2_atto', 'model.safetensors']);
     const [data] = await Promise.all([fashionSlice(join(dir, 'fashion'), 4, 2, 0), ensureBuilt()]);
     served = await startServe({ workspace: join(dir, 'ws') });
-    const task = await callApi<ImportTask>(served, 'datasets.import', { source: data.root, name: 'fashion' });
-    for (let s = await callApi<ImportTask[]>(served, 'datasets.importTasks', {}); s.find((x) => x.taskId === task.taskId)?.state === 'running'; s = await callApi(served, 'datasets.importTasks', {})) {
-      await new Promise((r) => setTimeout(r, 300));
-    }
+    await importDataset(served, data.root, 'fashion');
     browser = await launchChromium(chromiumPath);
-    page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
-    page.setDefaultTimeout(30_000);
-    page.on('pageerror', (e) => pageErrors.push(e.message));
+    page = await openPage(browser, { width: 1440, height: 1000 }, pageErrors);
   });
 
   after(async () => {
@@ -48,12 +42,7 @@ describe('official FCMAE checkpoints in Chromium', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  const step = (name: string, fn: () => Promise<void>) =>
-    test(name, async (t) => {
-      if (!needChromium(t) || !needTorch(t)) return;
-      if (!page) throw new Error('the browser session did not start (see the first failure)');
-      await fn();
-    });
+  const step = browserStep(() => page, (t) => needChromium(t) && needTorch(t));
 
   async function importFile(file: string, name: string): Promise<void> {
     await page.getByLabel('Checkpoint file to import').fill(join(dir, file));

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { parseArch } from '../../common/variants.ts';
 import { saveCheckpoint } from '../../native-worker/checkpoint/load.ts';
@@ -15,7 +15,7 @@ import { convnextParams } from '../../native-worker/nn/convnext.ts';
 import { initParams } from '../../native-worker/nn/params.ts';
 import { textureDataset } from '../helpers/dataset.ts';
 import { photo } from '../helpers/images.ts';
-import { type Served, callApi, ensureBuilt, findChromium, launchChromium, needChromium, screenshot, startServe } from './helpers.ts';
+import { type Served, browserStep, ensureBuilt, findChromium, launchChromium, importDataset, openPage, screenshot, startServe } from './helpers.ts';
 
 const CLASSES = ['T-shirt', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Boot'];
 
@@ -52,16 +52,9 @@ describe('Try it in Chromium', () => {
       ensureBuilt(),
     ]);
     served = await startServe({ workspace: join(dir, 'ws') });
-    await callApi(served, 'datasets.import', { source: join(dir, 'textures'), name: 'textures' });
-    for (let i = 0; i < 300; i++) {
-      const list = await callApi<{ name: string; scanState: string }[]>(served, 'datasets.list', {});
-      if (list.find((d) => d.name === 'textures')?.scanState === 'complete') break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await importDataset(served, join(dir, 'textures'), 'textures');
     browser = await launchChromium(chromiumPath);
-    page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
-    page.setDefaultTimeout(30_000);
-    page.on('pageerror', (e) => pageErrors.push(e.message));
+    page = await openPage(browser, { width: 1280, height: 1000 }, pageErrors);
   });
 
   after(async () => {
@@ -70,12 +63,7 @@ describe('Try it in Chromium', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  const step = (name: string, fn: () => Promise<void>) =>
-    test(name, async (t) => {
-      if (!needChromium(t)) return;
-      if (!page) throw new Error('the browser session did not start (see the first failure)');
-      await fn();
-    });
+  const step = browserStep(() => page);
 
   step('one model: uploaded images get a named top-5 and a Grad-CAM overlay', async () => {
     await page.goto(served.url); // sets the token cookie
