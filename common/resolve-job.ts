@@ -73,8 +73,9 @@ export interface ResolvedJob {
 /** A fine-tune under a tenth of the paper's schedule for its model gets the short recipe. */
 export const SHORT_RUN_FRACTION = 0.1;
 
-function pickRecipe(r: JobRequest, epochs: number): { name: RecipeName; reason: string; recipe: FinetuneRecipe; augment: AugmentRecipe } {
-  if (r.kind === 'pretrain') return { name: 'pretrain', reason: 'FCMAE pretraining uses the paper\'s pretraining recipe', recipe: finetuneRecipe(r.arch), augment: SHORT_AUGMENT };
+function pickRecipe(r: JobRequest, epochs: number): { name: RecipeName; reason: string; recipe: FinetuneRecipe; augment: AugmentRecipe | null } {
+  // Pretraining's augmentation is its job kind's default (common/augment.ts): the recipe sets none.
+  if (r.kind === 'pretrain') return { name: 'pretrain', reason: 'FCMAE pretraining uses the paper\'s pretraining recipe', recipe: finetuneRecipe(r.arch), augment: null };
   const paper = finetuneRecipe(r.arch);
   const source = parseArch(r.arch).v2 ? 'the ConvNeXt V2 paper\'s fine-tuning recipe' : 'the ConvNeXt V1 paper\'s supervised recipe';
   const limit = paper.epochs * SHORT_RUN_FRACTION;
@@ -140,7 +141,7 @@ export function resolveJob(r: JobRequest): ResolvedJob {
     const evalEvery = take('evalEvery', null);
     if (evalEvery !== null) config.evalEverySteps = evalEvery;
   }
-  config.data = { ...config.data, augment: resolveAugment(pre ? {} : augment, o.augment ?? {}, values) };
+  config.data = { ...config.data, augment: resolveAugment(augment ?? {}, o.augment ?? {}, values) };
   return { config, recipe: picked.name, reason: picked.reason, stepsPerEpoch, steps, baseLr, values };
 }
 
