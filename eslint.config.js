@@ -1,10 +1,10 @@
 // Lint: typescript-eslint's recommended rules, Vue's essential rules for the renderer's single-file
-// components, and the import boundaries of ARCHITECTURE.md.
+// components, and the import boundaries described in docs/architecture.md.
 import pluginVue from 'eslint-plugin-vue';
 import tseslint from 'typescript-eslint';
 
 const noImport = (...groups) => ({
-  'no-restricted-imports': ['error', { patterns: groups.map((g) => ({ group: [g], message: 'crosses a runtime boundary (see ARCHITECTURE.md)' })) }],
+  'no-restricted-imports': ['error', { patterns: groups.map((g) => ({ group: [g], message: 'crosses a runtime boundary (see docs/architecture.md)' })) }],
 });
 // The compute side of the worker: the main process may read catalogs and checkpoints, never compute.
 const compute = ['engine', 'nn', 'optim', 'jobs', 'analysis', 'torch'].map((d) => `**/native-worker/${d}/**`);

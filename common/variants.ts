@@ -1,4 +1,4 @@
-// The ConvNeXt model sizes (paper Table / REFERENCE.md "Variants", plus timm's V1 small and xlarge), read from
+// The ConvNeXt model sizes (the papers' model tables, plus timm's V1 small and xlarge), read from
 // common/variants.json: the one table, which the PyTorch engine (cnx_torch/models.py) reads too.
 //
 // Public API:

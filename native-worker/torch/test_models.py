@@ -14,7 +14,7 @@ from _testkit import eager_reference, randomize_, to_model_layout  # noqa: E402
 from cnx_torch.models import (ConvNeXt, count_parameters, create_model, global_response_norm,  # noqa: E402
                               normalize_classifier_state, official_to_timm, parse_arch)
 
-# REFERENCE.md's parameter counts (millions, 1000 classes) as printed there, so rounding is to that digit.
+# The papers' parameter counts (millions, 1000 classes) as printed there, so rounding is to that digit.
 PAPER_PARAMS = {"convnextv2_atto": (3.7, 0.05), "convnextv2_femto": (5.2, 0.05), "convnextv2_pico": (9.1, 0.05),
                 "convnextv2_nano": (15.6, 0.05), "convnextv2_tiny": (28.6, 0.05), "convnextv2_base": (89, 0.5)}
 

@@ -1,5 +1,5 @@
 // Expected parameters, layout detection and the official <-> timm mapping, on every variant, with no Python:
-// parameter counts against the paper's table, names and shapes against REFERENCE.md, exact round trips.
+// parameter counts against the paper's table, names and shapes against the official and timm layouts written out by hand, exact round trips.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { VARIANTS } from '../../common/variants.ts';
