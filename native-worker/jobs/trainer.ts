@@ -1,15 +1,17 @@
-// A trainer on the ONNX engine: builds the one-graph training step for fine-tuning (soft-target cross
-// entropy, stochastic depth) or FCMAE pretraining, compiles it, and runs steps with carried state.
+// A trainer on the ONNX engine: builds the training graph for fine-tuning (soft-target cross entropy,
+// stochastic depth) or FCMAE pretraining, compiles it, and runs steps: on the CPU forward + backward in the
+// graph and AdamW fused on the host; on a GPU provider one graph per step with carried state.
 import type * as ort from 'onnxruntime-node';
 import { type Arch, parseArch } from '../../common/variants.ts';
 import * as F from '../engine/functional.ts';
 import type { Graph, Value } from '../engine/ir.ts';
-import { CompiledGraph, type ProviderChoice, StepRunner, tensor } from '../engine/runtime.ts';
+import { CompiledGraph, type ProviderChoice, StepRunner, chooseProvider, tensor } from '../engine/runtime.ts';
 import { type ConvNeXtConfig, blockCount, convnextFeatures, convnextHead, convnextParams } from '../nn/convnext.ts';
 import { type FcmaeConfig, FCMAE_DEFAULTS, checkFcmae, fcmaeForward, fcmaeParams, patchesPerSide } from '../nn/fcmae.ts';
 import { softCrossEntropy } from '../nn/losses.ts';
 import { type ParamSpec, type ParamValues, initParams } from '../nn/params.ts';
 import { ADAMW_DEFAULTS, type AdamWOptions } from '../optim/adamw.ts';
+import { HostAdamW } from '../optim/host-adamw.ts';
 import { finetuneRecipe, layerScale } from '../optim/recipes.ts';
 import { STEP_INPUTS, buildApplyStep, buildGradStep, buildTrainStep } from '../optim/train-step.ts';
 
@@ -36,6 +38,8 @@ export interface TrainerConfig {
   /** Optimizer state to resume from: `<p>.exp_avg`, `<p>.exp_avg_sq`, `<p>.ema`, and the steps taken. */
   readonly resume?: { readonly state: ParamValues; readonly step: number };
   readonly profile?: string;
+  /** Where AdamW runs: fused on the host (the CPU default) or as graph nodes (the GPU default). */
+  readonly optimizerOn?: 'host' | 'graph';
 }
 
 /** One batch: images (N, 3, S, S); soft targets (N, K) for fine-tuning; mask (N, L) for FCMAE. */
@@ -162,41 +166,93 @@ function batchFeeds(cfg: TrainerConfig, m: TrainedModel, batch: Batch): Record<s
 
 const scalar = (out: Record<string, ort.Tensor>, k: string) => (out[k]!.data as Float32Array)[0]!;
 
-/** Gradient accumulation: the mean of the micro-batch gradients (as loss / accum would give), loss and last logits. */
-async function meanGradients(gradSession: CompiledGraph, runner: StepRunner, specs: readonly ParamSpec[], feeds: Record<string, ort.Tensor>[]) {
+/** The mean of the micro-batch gradients (as loss / accum would give) by parameter, the loss and last logits.
+ * With one micro-batch the gradients are written into `fetch` (preallocated, reused every step). */
+async function meanGradients(gradSession: CompiledGraph, weightOf: (name: string) => ort.Tensor, specs: readonly ParamSpec[], feeds: Record<string, ort.Tensor>[], fetch: ReadonlyMap<string, ort.Tensor>) {
   const accum = feeds.length;
-  const sums = new Map(specs.map((p) => [p.name, new Float32Array(p.shape.reduce((a, b) => a * b, 1))] as const));
+  const grads = new Map<string, Float32Array>();
   let loss = 0;
   let logits: Float32Array | undefined;
   for (const f of feeds) {
-    const weights: Record<string, ort.Tensor> = {};
-    for (const p of specs) weights[p.name] = runner.current(p.name);
-    const out = await gradSession.run({ ...weights, ...f });
+    const inputs: Record<string, ort.Tensor> = { ...f };
+    for (const p of specs) inputs[p.name] = weightOf(p.name);
+    const outputs: Record<string, ort.Tensor | null> = {};
+    for (const o of gradSession.outputs) outputs[o.name] = accum === 1 ? (fetch.get(o.name) ?? null) : null;
+    const out = await gradSession.run(inputs, outputs);
     for (const p of specs) {
       const g = out[`${p.name}_grad`]!.data as Float32Array;
-      const acc = sums.get(p.name)!;
+      if (accum === 1) {
+        grads.set(p.name, g);
+        continue;
+      }
+      const acc = grads.get(p.name) ?? grads.set(p.name, new Float32Array(g.length)).get(p.name)!;
       for (let i = 0; i < acc.length; i++) acc[i]! += g[i]! / accum;
     }
     loss += scalar(out, 'loss') / accum;
-    if (out.logits) logits = out.logits.data as Float32Array;
+    if (out.logits) logits = Float32Array.from(out.logits.data as Float32Array);
   }
-  const grads: Record<string, ort.Tensor> = {};
-  for (const p of specs) grads[`${p.name}.grad`] = tensor('float32', sums.get(p.name)!, p.shape);
   return { grads, loss, logits };
 }
 
+const size = (p: ParamSpec) => p.shape.reduce((a, b) => a * b, 1);
+const sessionOptionsOf = (cfg: TrainerConfig) => ({
+  ...(cfg.provider ? { provider: cfg.provider } : {}),
+  ...(cfg.threads ? { threads: cfg.threads } : {}),
+  ...(cfg.profile ? { profile: cfg.profile } : {}),
+});
+
+/**
+ * A trainer on the ONNX engine. On the CPU the graph computes the loss and gradients and AdamW runs fused on
+ * the host (host-adamw.ts); on a GPU provider AdamW is part of the graph, so the weights stay on the device.
+ */
 export async function createTrainer(cfg: TrainerConfig): Promise<Trainer> {
   const m = trainedModel(cfg);
+  const onHost = cfg.optimizerOn ? cfg.optimizerOn === 'host' : chooseProvider(cfg.provider).chosen === 'cpu';
+  return onHost ? hostTrainer(cfg, m) : graphTrainer(cfg, m);
+}
+
+function microBatches(cfg: TrainerConfig, batch: Batch | readonly Batch[]): readonly Batch[] {
+  const batches = Array.isArray(batch) ? (batch as readonly Batch[]) : [batch as Batch];
+  const accum = cfg.accumSteps ?? 1;
+  if (batches.length !== accum) throw new Error(`a step takes ${accum} micro-batch(es), got ${batches.length}`);
+  return batches;
+}
+
+async function hostTrainer(cfg: TrainerConfig, m: TrainedModel): Promise<Trainer> {
+  const { specs } = m;
+  const graph = buildGradStep(`${cfg.kind}_${cfg.arch}_grad`, specs, lossGraph(cfg, m));
+  const session = await CompiledGraph.create(graph, sessionOptionsOf(cfg));
+  const optimizer = new HostAdamW(specs, cfg.initial ?? initParams(specs, cfg.seed), cfg.resume?.state ?? null, stepOptions(cfg, m.arch));
+  const weightTensors = new Map(specs.map((p) => [p.name, tensor('float32', optimizer.param(p.name), p.shape)] as const));
+  const fetch = new Map(specs.map((p) => [`${p.name}_grad`, tensor('float32', new Float32Array(size(p)), p.shape)] as const));
+  let count = cfg.resume?.step ?? 0;
+  return {
+    params: specs,
+    graph,
+    fcmae: m.fcmae,
+    dropPathRate: m.dropPathRate,
+    get stepCount() {
+      return count;
+    },
+    async step(lr, batch) {
+      const feeds = microBatches(cfg, batch).map((b) => batchFeeds(cfg, m, b));
+      const t0 = performance.now();
+      const { grads, loss, logits } = await meanGradients(session, (name) => weightTensors.get(name)!, specs, feeds, fetch);
+      const gradNorm = optimizer.update(grads, lr, ++count);
+      return { loss, gradNorm, ms: performance.now() - t0, ...(logits ? { logits } : {}) };
+    },
+    weights: async () => optimizer.weights(),
+    state: async () => optimizer.state(),
+  };
+}
+
+async function graphTrainer(cfg: TrainerConfig, m: TrainedModel): Promise<Trainer> {
   const { specs } = m;
   const build = lossGraph(cfg, m);
   const options = stepOptions(cfg, m.arch);
   const accum = cfg.accumSteps ?? 1;
   const name = `${cfg.kind}_${cfg.arch}`;
-  const sessionOptions = {
-    ...(cfg.provider ? { provider: cfg.provider } : {}),
-    ...(cfg.threads ? { threads: cfg.threads } : {}),
-    ...(cfg.profile ? { profile: cfg.profile } : {}),
-  };
+  const sessionOptions = sessionOptionsOf(cfg);
   // One fused graph per step; with accumulation a forward+backward graph per micro-batch and an update graph.
   const step = accum > 1 ? buildApplyStep(`${name}_apply`, specs, options) : buildTrainStep(name, specs, build, options);
   const gradSession = accum > 1 ? await CompiledGraph.create(buildGradStep(`${name}_grad`, specs, build), sessionOptions) : null;
@@ -214,8 +270,7 @@ export async function createTrainer(cfg: TrainerConfig): Promise<Trainer> {
       return count;
     },
     async step(lr, batch) {
-      const batches = Array.isArray(batch) ? (batch as readonly Batch[]) : [batch as Batch];
-      if (batches.length !== accum) throw new Error(`a step takes ${accum} micro-batch(es), got ${batches.length}`);
+      const batches = microBatches(cfg, batch);
       const scalars = {
         [STEP_INPUTS.lr]: tensor('float32', Float32Array.of(lr), []),
         [STEP_INPUTS.step]: tensor('float32', Float32Array.of(count + 1), []),
@@ -226,8 +281,10 @@ export async function createTrainer(cfg: TrainerConfig): Promise<Trainer> {
         return { loss: scalar(out, 'loss'), gradNorm: scalar(out, 'grad_norm'), ms: runner.lastStepMs, ...(out.logits ? { logits: out.logits.data as Float32Array } : {}) };
       }
       const t0 = performance.now();
-      const { grads, loss, logits } = await meanGradients(gradSession, runner, specs, batches.map((b) => batchFeeds(cfg, m, b)));
-      const out = await runner.step({ ...grads, ...scalars });
+      const { grads, loss, logits } = await meanGradients(gradSession, (n) => runner.current(n), specs, batches.map((b) => batchFeeds(cfg, m, b)), new Map());
+      const gradFeeds: Record<string, ort.Tensor> = {};
+      for (const p of specs) gradFeeds[`${p.name}.grad`] = tensor('float32', grads.get(p.name)!, p.shape);
+      const out = await runner.step({ ...gradFeeds, ...scalars });
       count++;
       return { loss, gradNorm: scalar(out, 'grad_norm'), ms: performance.now() - t0, ...(logits ? { logits } : {}) };
     },

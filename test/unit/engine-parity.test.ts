@@ -1,5 +1,6 @@
 // The engine against PyTorch on the CPU: a whole ConvNeXt block (V2, V2 under an FCMAE mask, V1) forward and
-// every gradient against a float64 torch reference, and AdamW steps against torch.optim.AdamW.
+// every gradient against a float64 torch reference, and AdamW steps (in the graph, and fused on the host as
+// the CPU trainer runs them) against torch.optim.AdamW.
 // Tolerance: 1e-4 relative L2 error per tensor (float32 accumulation over a few thousand terms gives ~1e-6).
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -10,13 +11,14 @@ import * as ort from 'onnxruntime-node';
 import { parseArch } from '../../common/variants.ts';
 import * as F from '../../native-worker/engine/functional.ts';
 import { gradients } from '../../native-worker/engine/grad.ts';
-import { Graph, type Value, numel } from '../../native-worker/engine/ir.ts';
+import { Graph, numel } from '../../native-worker/engine/ir.ts';
 import { toOnnx } from '../../native-worker/engine/onnx.ts';
 import { CompiledGraph, StepRunner, tensor } from '../../native-worker/engine/runtime.ts';
 import { readNpy, writeNpy } from '../../native-worker/data/npy.ts';
 import { Model } from '../../native-worker/nn/convnext.ts';
 import type { ParamSpec } from '../../native-worker/nn/params.ts';
 import { Rng } from '../../native-worker/nn/random.ts';
+import { HostAdamW } from '../../native-worker/optim/host-adamw.ts';
 import { buildTrainStep } from '../../native-worker/optim/train-step.ts';
 import { relErr } from '../helpers/numeric.ts';
 import { needTorch, runPython } from '../helpers/python.ts';
@@ -83,7 +85,7 @@ for (const variant of [
   });
 }
 
-test('AdamW steps (weight decay groups, layer lr scale, global-norm clipping) match torch.optim.AdamW', async (t) => {
+test('AdamW steps (weight decay groups, layer lr scale, global-norm clipping) match torch.optim.AdamW, in the graph and fused on the host', async (t) => {
   const python = needTorch(t);
   if (!python) return;
   const rng = new Rng(7);
@@ -93,43 +95,50 @@ test('AdamW steps (weight decay groups, layer lr scale, global-norm clipping) ma
     { name: 'w0', shape: [3, 2, 2], init: { kind: 'constant', value: 0 }, noDecay: false },
   ];
   const lrScale = (p: ParamSpec) => (p.name === 'w0' ? 0.5 : 1);
-  const [beta1, beta2, eps, clip, wd] = [0.9, 0.95, 1e-8, 0.5, 0.05];
-  const coef = new Map<string, Value>();
+  const [beta1, beta2, eps, clip, wd, ema] = [0.9, 0.95, 1e-8, 0.5, 0.05, 0.9];
+  const options = { optim: { beta1, beta2, eps, clipGrad: clip, lossScale: 1 }, weightDecay: wd, lrScale, emaDecay: ema };
   const step = buildTrainStep(
     'adamw',
     specs,
     (g, p) => {
       // loss = sum(p^2 * G): gradients change every step, so moments and bias corrections are exercised.
-      const terms = specs.map((s) => {
-        const gc = g.input(`G_${s.name}`, 'float32', s.shape);
-        coef.set(s.name, gc);
-        return F.sumAll(F.mul(F.mul(p.get(s.name)!, p.get(s.name)!), gc));
-      });
+      const terms = specs.map((s) => F.sumAll(F.mul(F.mul(p.get(s.name)!, p.get(s.name)!), g.input(`G_${s.name}`, 'float32', s.shape))));
       return { loss: terms.reduce((a, b) => F.add(a, b)) };
     },
-    { optim: { beta1, beta2, eps, clipGrad: clip, lossScale: 1 }, weightDecay: wd, lrScale },
+    options,
   );
   const compiled = await CompiledGraph.create(step.graph, { provider: 'cpu' });
   const dir = mkdtempSync(join(tmpdir(), 'cnx-adamw-'));
   try {
     const initial = new Map<string, ort.Tensor>();
     const gfeeds: Record<string, ort.Tensor> = {};
+    const values = new Map<string, Float32Array>();
+    const coef = new Map<string, Float32Array>();
     for (const s of specs) {
       const v = randn(rng, s.shape);
       const gc = randn(rng, s.shape);
+      values.set(s.name, v);
+      coef.set(s.name, gc);
       writeNpy(join(dir, `${s.name}.npy`), { dtype: 'float32', shape: s.shape, data: v });
       writeNpy(join(dir, `G_${s.name}.npy`), { dtype: 'float32', shape: s.shape, data: gc });
       initial.set(s.name, tensor('float32', v, s.shape));
       initial.set(`${s.name}.exp_avg`, tensor('float32', new Float32Array(v.length), s.shape));
       initial.set(`${s.name}.exp_avg_sq`, tensor('float32', new Float32Array(v.length), s.shape));
+      initial.set(`${s.name}.ema`, tensor('float32', Float32Array.from(v), s.shape));
       gfeeds[`G_${s.name}`] = tensor('float32', gc, s.shape);
     }
     const runner = new StepRunner(compiled, step.carry, initial);
+    const host = new HostAdamW(specs, values, null, options);
     const lrs = [1e-2, 5e-3, 2e-3];
     let clipped = false;
     for (const [i, lr] of lrs.entries()) {
       const out = await runner.step({ ...gfeeds, lr: tensor('float32', Float32Array.of(lr), []), step: tensor('float32', Float32Array.of(i + 1), []) });
-      clipped ||= (out.grad_norm!.data as Float32Array)[0]! > clip;
+      const graphNorm = (out.grad_norm!.data as Float32Array)[0]!;
+      // d/dp sum(p^2 G) = 2 p G, from the host's own current weights.
+      const grads = new Map(specs.map((s) => [s.name, host.param(s.name).map((p, k) => 2 * p * coef.get(s.name)![k]!)] as const));
+      const hostNorm = host.update(grads, lr, i + 1);
+      assert.ok(Math.abs(hostNorm - graphNorm) <= 1e-5 * graphNorm, `step ${i + 1}: gradient norm ${hostNorm} on the host, ${graphNorm} in the graph`);
+      clipped ||= graphNorm > clip;
     }
     assert.ok(clipped, 'the test should exercise clipping');
     writeFileSync(join(dir, 'spec.json'), JSON.stringify({
@@ -137,11 +146,19 @@ test('AdamW steps (weight decay groups, layer lr scale, global-norm clipping) ma
       groups: specs.map((s) => ({ name: s.name, wd: s.noDecay ? 0 : wd, lrScale: lrScale(s) })),
     }));
     runPython(python, REF, ['adamw', dir]);
+    const hostState = host.state();
+    const hostWeights = host.weights();
     for (const s of specs) {
       for (const k of [s.name, `${s.name}.exp_avg`, `${s.name}.exp_avg_sq`]) {
-        const e = relErr(await runner.read(k), readNpy(join(dir, `${k}.npy`)).data as Float32Array);
-        assert.ok(e < 1e-5, `${k}: relative error ${e.toExponential(2)} vs torch.optim.AdamW`);
+        const want = readNpy(join(dir, `${k}.npy`)).data as Float32Array;
+        const e = relErr(await runner.read(k), want);
+        assert.ok(e < 1e-5, `${k}: relative error ${e.toExponential(2)} vs torch.optim.AdamW (graph)`);
+        const h = relErr(k === s.name ? hostWeights.get(k)! : hostState.get(k)!, want);
+        assert.ok(h < 1e-5, `${k}: relative error ${h.toExponential(2)} vs torch.optim.AdamW (host)`);
       }
+      // EMA (timm's ModelEma rule) has no torch.optim counterpart: the two forms must agree.
+      const e = relErr(hostState.get(`${s.name}.ema`)!, await runner.read(`${s.name}.ema`));
+      assert.ok(e < 1e-6, `${s.name}.ema: host and graph differ by ${e.toExponential(2)}`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
