@@ -42,8 +42,8 @@ export const CurationReport = z.object({
   }),
   /** The off-diagonal of the confident joint, most suspect first. */
   labelIssues: z.array(LabelIssue),
-  /** Highest cosine distance to the k-th nearest neighbour first. */
-  outliers: z.array(z.object({ imageId: z.number().int(), path: z.string(), score })),
+  /** Highest outlier score first: squared Mahalanobis distance of the middle stages' features (>= 0). */
+  outliers: z.array(z.object({ imageId: z.number().int(), path: z.string(), score: z.number().min(0) })),
   /** Cosine similarity at or above which images were grouped. */
   threshold: z.number(),
   groups: z.array(z.object({ imageIds: z.array(z.number().int()), paths: z.array(z.string()) })),

@@ -1,6 +1,6 @@
 // Curation of a catalog dataset with one checkpoint: its embeddings (embed.ts, stored per dataset and
-// weights), then suspected label errors (cross-validated probes + confident learning), outliers (kNN
-// distance), semantic near-duplicate groups (cosine threshold) and a 2D map, saved as curation.json in
+// weights), then suspected label errors (cross-validated probes + confident learning), outliers (Mahalanobis
+// distance of the middle stages' statistics), semantic near-duplicate groups (cosine threshold) and a 2D map, saved as curation.json in
 // the embeddings' folder for the app and `cnx dataset dupes`.
 import { renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -9,9 +9,10 @@ import { FLAG_CORRUPT, FLAG_EXCLUDED } from '../data/catalog/types.ts';
 import type { ProviderChoice } from '../engine/runtime.ts';
 import { confidentLearning } from './confident.ts';
 import { type EmbedResult, embedItems, sha256File } from './embed.ts';
-import { Embedder, loadEncoder } from './embedder.ts';
+import { Embedder, loadEncoder, statsDim } from './embedder.ts';
 import { checkFit } from './fit.ts';
-import { nearestNeighbours, outlierScores, similarGroups, unitRows } from './neighbours.ts';
+import { nearestNeighbours, similarGroups, unitRows } from './neighbours.ts';
+import { mahalanobisScores } from './outliers.ts';
 import { crossValidatedProbabilities } from './probes.ts';
 import { project } from './projection.ts';
 import { type StoreMeta, storeDir } from './store.ts';
@@ -40,7 +41,7 @@ export async function embedDataset(catalog: Catalog, workspace: string, name: st
   const fit = checkFit(file, enc, { name: ds.name, classes: catalog.labels(ds.id).map((l) => l.name) });
   const size = o.size ?? fit.runSize ?? 224;
   const items = catalog.images(ds.id, `(i.flags & ${FLAG_CORRUPT | FLAG_EXCLUDED}) = 0 AND i.content_hash IS NOT NULL`).map((i) => ({ id: i.id, path: i.path, hash: i.contentHash! }));
-  const meta: StoreMeta = { version: 1, dataset: ds.name, datasetId: ds.id, weights: file, weightsSha256: await sha256File(file), arch: enc.arch.name, size, dim: enc.arch.dims.at(-1)!, createdAt: new Date().toISOString() };
+  const meta: StoreMeta = { version: 2, dataset: ds.name, datasetId: ds.id, weights: file, weightsSha256: await sha256File(file), arch: enc.arch.name, size, dim: enc.arch.dims.at(-1)!, statsDim: statsDim(enc.arch), createdAt: new Date().toISOString() };
   const dir = storeDir(workspace, meta);
   const embedder = await Embedder.create(enc, o.batch ?? 64, size, { ...(o.provider ? { provider: o.provider } : {}), ...(o.threads ? { threads: o.threads } : {}) });
   try {
@@ -57,7 +58,7 @@ export async function embedDataset(catalog: Catalog, workspace: string, name: st
 
 export interface CurateOptions {
   folds?: number;
-  /** Neighbours per image for outlier scores and the map. */
+  /** Neighbours per image for the map (and those shown beside a suspect). */
   k?: number;
   /** Cosine similarity at or above which images group as semantic near-duplicates. */
   threshold?: number;
@@ -86,7 +87,7 @@ export async function curate(catalog: Catalog, e: DatasetEmbeddings, o: CurateOp
   const cl = probs ? confidentLearning(probs, labels, classes.length) : null;
   const unit = unitRows(vectors, dim);
   const [nb, neighbours] = await time(() => nearestNeighbours(unit, dim, Math.max(k, 15), (d, n) => o.progress?.(`neighbours: ${d}/${n}`, 0.4 + 0.3 * d / n)));
-  const outlier = outlierScores(nb, k);
+  const outlier = mahalanobisScores(e.stats, e.statsDim);
   o.progress?.('map', 0.7);
   const [xy, projection] = await time(() => (o.map === false ? null : project(vectors, dim, nb)));
   const threshold = o.threshold ?? CURATE_DEFAULTS.threshold;

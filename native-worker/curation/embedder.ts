@@ -1,6 +1,8 @@
 // Pooled image features of any checkpoint the workbench reads (a run's, an import, timm or official files;
-// classifier or FCMAE encoder) on the ONNX engine: the global average of the last stage, through the
-// head's LayerNorm when the checkpoint has one (timm's pre-logits), else as it is.
+// classifier or FCMAE encoder) on the ONNX engine: the embedding is the global average of the last stage,
+// through the head's LayerNorm when the checkpoint has one (timm's pre-logits), else as it is. Beside it,
+// the global averages of the two middle stages (stages 1 and 2): the image statistics outlier scores use
+// (outliers.ts), since the last stage maps even noise onto the trained classes.
 import * as ort from 'onnxruntime-node';
 import { type Arch, parseArch } from '../../common/variants.ts';
 import { loadCheckpoint } from '../checkpoint/load.ts';
@@ -11,6 +13,10 @@ import { type ProviderChoice, chooseProvider, tensor } from '../engine/runtime.t
 import { encoderTensors } from '../jobs/inference.ts';
 import { convnextFeatures, convnextParams } from '../nn/convnext.ts';
 import type { ParamValues } from '../nn/params.ts';
+
+/** The stages whose pooled features make the outlier statistics. */
+const MIDDLE_STAGES = [1, 2] as const;
+export const statsDim = (arch: Arch): number => MIDDLE_STAGES.reduce((a, i) => a + arch.dims[i]!, 0);
 
 export interface EncoderWeights {
   readonly arch: Arch;
@@ -40,6 +46,7 @@ export class Embedder {
     readonly n: number,
     readonly size: number,
     readonly dim: number,
+    readonly statsDim: number,
   ) {}
 
   static async create(enc: EncoderWeights, n: number, size: number, o: { provider?: ProviderChoice; threads?: number } = {}): Promise<Embedder> {
@@ -47,24 +54,25 @@ export class Embedder {
     const cfg = { arch: enc.arch, numClasses: 0 };
     const g = new Graph('embed');
     const p = new Map(convnextParams(cfg).map((s) => [s.name, g.input(s.name, 'float32', s.shape)] as const));
-    const { features } = convnextFeatures(cfg, p, g.input('image', 'float32', [n, 3, size, size]));
+    const { features, stages } = convnextFeatures(cfg, p, g.input('image', 'float32', [n, 3, size, size]));
     let pooled = F.mean(features, [2, 3]);
     const dim = enc.arch.dims.at(-1)!;
     if (enc.hasHeadNorm) pooled = F.layerNorm(pooled, g.input('head.norm.weight', 'float32', [dim]), g.input('head.norm.bias', 'float32', [dim]));
     g.output(pooled, 'features');
+    g.output(F.concat(MIDDLE_STAGES.map((i) => F.mean(stages[i]!, [2, 3])), 1), 'stats');
     const missing = g.inputs.find((v) => v.name !== 'image' && !enc.weights.has(v.name));
     if (missing) throw new Error(`the checkpoint lacks ${missing.name}`);
     const provider = chooseProvider(o.provider).chosen;
     const session = await ort.InferenceSession.create(toOnnx(g, { bake: enc.weights }), {
       executionProviders: [provider], graphOptimizationLevel: 'all', ...(o.threads ? { intraOpNumThreads: o.threads } : {}),
     });
-    return new Embedder(session, n, size, dim);
+    return new Embedder(session, n, size, dim, statsDim(enc.arch));
   }
 
-  /** Features (n, dim) of normalized images (n, 3, size, size). */
-  async run(images: Float32Array): Promise<Float32Array> {
+  /** Embeddings (n, dim) and middle-stage statistics (n, statsDim) of normalized images (n, 3, size, size). */
+  async run(images: Float32Array): Promise<{ features: Float32Array; stats: Float32Array }> {
     const out = await this.session.run({ image: tensor('float32', images, [this.n, 3, this.size, this.size]) });
-    return Float32Array.from(out.features!.data as Float32Array);
+    return { features: Float32Array.from(out.features!.data as Float32Array), stats: Float32Array.from(out.stats!.data as Float32Array) };
   }
 
   async release(): Promise<void> {

@@ -77,17 +77,6 @@ function keep(index: Int32Array, sim: Float32Array, at: number, k: number, c: nu
   index[p] = c;
 }
 
-/**
- * Outlier score per row: cosine distance (1 - similarity) to its k-th nearest neighbour (k <= nb.k). The
- * k-th rather than the mean of the k: a handful (< k) of foreign images that resemble one another still
- * stand out, because their k-th neighbour is already one of the dataset's own images.
- */
-export function outlierScores(nb: Neighbours, k = nb.k): Float32Array {
-  const n = nb.index.length / nb.k;
-  if (!k) return new Float32Array(n);
-  return Float32Array.from({ length: n }, (_, i) => 1 - nb.similarity[i * nb.k + k - 1]!);
-}
-
 /** Groups (connected components, size >= 2) of rows whose neighbour similarity is at least `threshold`. */
 export function similarGroups(nb: Neighbours, threshold: number): number[][] {
   const n = nb.index.length / nb.k;

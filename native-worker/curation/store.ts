@@ -1,6 +1,7 @@
 // Embeddings on disk, one folder per (dataset, weights, input size) under <workspace>/embeddings/:
-//   meta.json    what produced them (weights file and its sha256, architecture, size, dimension)
-//   vectors.bin  fixed-size records: image id (u32 LE), the image's sha1 (20 bytes), dim float16 values
+//   meta.json    what produced them (weights file and its sha256, architecture, size, dimensions)
+//   vectors.bin  fixed-size records: image id (u32 LE), the image's sha1 (20 bytes), dim + statsDim float16
+//                values (the embedding, then the middle stages' statistics for outlier scores)
 // Records are appended batch by batch, so an interrupted run keeps what it computed; a torn last record is
 // cut off on the next open. A record whose sha1 no longer matches its image (the file changed) is stale:
 // it is ignored, recomputed and dropped when the file is compacted.
@@ -8,7 +9,8 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, re
 import { join } from 'node:path';
 
 export interface StoreMeta {
-  version: 1;
+  /** 2: records carry the middle-stage statistics (a version-1 store is recomputed). */
+  version: 2;
   dataset: string;
   datasetId: number;
   weights: string;
@@ -16,8 +18,12 @@ export interface StoreMeta {
   arch: string;
   size: number;
   dim: number;
+  statsDim: number;
   createdAt: string;
 }
+
+/** float16 values per record: the embedding and the statistics. */
+export const recordWidth = (m: Pick<StoreMeta, 'dim' | 'statsDim'>) => m.dim + m.statsDim;
 
 export interface StoredVector {
   hash: string;
@@ -44,23 +50,23 @@ export function listStores(workspace: string, datasetId: number): (StoreMeta & {
 export function readMeta(dir: string): StoreMeta | null {
   try {
     const m = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as StoreMeta;
-    return m.version === 1 && Number.isInteger(m.dim) && m.dim > 0 ? m : null;
+    return m.version === 2 && Number.isInteger(m.dim) && m.dim > 0 && Number.isInteger(m.statsDim) && m.statsDim >= 0 ? m : null;
   } catch {
     return null;
   }
 }
 
-/** Opens (or starts) the store for `meta`; records of another dimension or a damaged meta start afresh. */
+/** Opens (or starts) the store for `meta`; records of other dimensions, an older version or a damaged meta start afresh. */
 export function openStore(dir: string, meta: StoreMeta): Map<number, StoredVector> {
   mkdirSync(dir, { recursive: true });
   const old = readMeta(dir);
   const file = join(dir, 'vectors.bin');
-  if (!old || old.dim !== meta.dim || old.weightsSha256 !== meta.weightsSha256) {
+  if (!old || recordWidth(old) !== recordWidth(meta) || old.statsDim !== meta.statsDim || old.weightsSha256 !== meta.weightsSha256) {
     writeFileSync(join(dir, 'meta.json'), `${JSON.stringify(meta, null, 2)}\n`);
     writeFileSync(file, new Uint8Array(0));
     return new Map();
   }
-  return readRecords(file, meta.dim);
+  return readRecords(file, recordWidth(meta));
 }
 
 /** Every whole record of the file (later records of an id win); a torn tail is truncated. */

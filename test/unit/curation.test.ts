@@ -12,12 +12,14 @@ import { makeTensor } from '../../native-worker/checkpoint/tensor.ts';
 import { main } from '../../native-worker/cli.ts';
 import { confidentLearning } from '../../native-worker/curation/confident.ts';
 import { fromHalf, packHalf, toHalf, unpackHalf } from '../../native-worker/curation/half.ts';
-import { nearestNeighbours, outlierScores, similarGroups, unitRows } from '../../native-worker/curation/neighbours.ts';
+import { nearestNeighbours, similarGroups, unitRows } from '../../native-worker/curation/neighbours.ts';
+import { mahalanobisScores } from '../../native-worker/curation/outliers.ts';
 import { crossValidatedProbabilities, fitProbe, predictRow } from '../../native-worker/curation/probes.ts';
 import { convnextParams } from '../../native-worker/nn/convnext.ts';
 import { initParams } from '../../native-worker/nn/params.ts';
 import { Rng } from '../../native-worker/nn/random.ts';
 import { photo, removeDir, tempDir } from '../helpers/images.ts';
+import { relErr } from '../helpers/numeric.ts';
 
 test('float16: exact bit patterns, round to nearest even, relative error <= 2^-11', () => {
   assert.deepEqual([1, -2, 65504, 0.5, 2 ** -24, 1e6, 0].map(toHalf), [0x3c00, 0xc000, 0x7bff, 0x3800, 0x0001, 0x7c00, 0]);
@@ -102,7 +104,7 @@ test('confident learning: per-class thresholds, the confident joint and its off-
   assert.deepEqual(r.issues.map((x) => [x.row, x.given, x.suggested, +x.score.toFixed(2)]), [[3, 0, 1, 0.9]]);
 });
 
-test('exact neighbours across tiles agree with brute force; outliers and groups', async () => {
+test('exact neighbours across tiles agree with brute force; groups', async () => {
   const rng = new Rng(4);
   const n = 1300;
   const d = 8;
@@ -116,20 +118,57 @@ test('exact neighbours across tiles agree with brute force; outliers and groups'
     assert.deepEqual(Array.from(nb.index.subarray(i * 5, i * 5 + 5)), sims.slice(0, 5).map((s) => s[0]), `row ${i}`);
     nb.similarity.subarray(i * 5, i * 5 + 5).forEach((s, t) => assert.ok(Math.abs(s - sims[t]![1]) < 1e-5));
   }
-  assert.equal(outlierScores(nb).length, n);
   assert.deepEqual(similarGroups(nb, 0.999), [[0, 1200]]);
 });
 
-test('outliers: a few planted points away from three tight clusters score highest, even as a group of 3', async () => {
+test('outlier scores are squared Mahalanobis distances: the 2x2 closed form, and unchanged by an affine map of the features', () => {
   const rng = new Rng(6);
-  const d = 16;
-  const centres = [0, 1, 2].map(() => Array.from({ length: d }, () => rng.normal()));
-  const odd = Array.from({ length: d }, () => rng.normal());
-  const rows = Array.from({ length: 603 }, (_, i) => (i < 600 ? centres[i % 3]! : odd).map((c) => c + 0.15 * rng.normal()));
-  const nb = await nearestNeighbours(unitRows(Float32Array.from(rows.flat()), d), d, 10);
-  const scores = outlierScores(nb, 5);
+  const n = 400;
+  const x = Float32Array.from({ length: 2 * n }, () => rng.normal());
+  for (let r = 0; r < n; r++) x[2 * r + 1] = 0.8 * x[2 * r]! + 0.3 * x[2 * r + 1]! + 5; // correlated, offset
+  const mean = [0, 1].map((j) => Array.from({ length: n }, (_, r) => x[2 * r + j]!).reduce((a, b) => a + b) / n);
+  const c = [0, 0, 0]; // var0, cov01, var1 (divided by n)
+  for (let r = 0; r < n; r++) {
+    const [a, b] = [x[2 * r]! - mean[0]!, x[2 * r + 1]! - mean[1]!];
+    c[0]! += (a * a) / n;
+    c[1]! += (a * b) / n;
+    c[2]! += (b * b) / n;
+  }
+  const shrink = 0.01;
+  const ridge = (shrink * (c[0]! + c[2]!)) / 2;
+  const [p, q, s] = [c[0]! + ridge, c[1]!, c[2]! + ridge];
+  const det = p * s - q * q;
+  const scores = mahalanobisScores(x, 2, { shrink });
+  for (const r of [0, 17, 399]) {
+    const [a, b] = [x[2 * r]! - mean[0]!, x[2 * r + 1]! - mean[1]!];
+    const want = (s * a * a - 2 * q * a * b + p * b * b) / det;
+    assert.ok(Math.abs(scores[r]! - want) < 1e-4 * want + 1e-6, `row ${r}: ${scores[r]} vs closed form ${want}`);
+  }
+  // Without shrinkage the distance ignores any invertible affine change of the features.
+  const d = 6;
+  const y = Float32Array.from({ length: n * d }, () => rng.normal());
+  const a = Array.from({ length: d * d }, (_, k) => (k % (d + 1) === 0 ? 2 : 0.3 * rng.normal()));
+  const ya = new Float32Array(n * d);
+  for (let r = 0; r < n; r++) for (let i = 0; i < d; i++) ya[r * d + i] = 3 + Array.from({ length: d }, (_, k) => a[i * d + k]! * y[r * d + k]!).reduce((u, v) => u + v);
+  const [s0, s1] = [mahalanobisScores(y, d, { shrink: 0 }), mahalanobisScores(ya, d, { shrink: 0 })];
+  assert.ok(relErr(s1, s0) < 1e-4, `affine map changed the scores by ${relErr(s1, s0)}`);
+});
+
+test('outliers: points that break the features\' correlation rank first, though no single feature of theirs is extreme', () => {
+  const rng = new Rng(8);
+  const d = 8;
+  const rows: number[][] = Array.from({ length: 1000 }, () => {
+    const t = rng.normal();
+    return Array.from({ length: d }, () => t + 0.1 * rng.normal()); // all features move together
+  });
+  // Planted: half the features at +1, half at -1 (each within the usual range of one feature).
+  for (let k = 0; k < 3; k++) rows.push(Array.from({ length: d }, (_, j) => (j < d / 2 ? 1 : -1) + 0.1 * rng.normal()));
+  const x = Float32Array.from(rows.flat());
+  const scores = mahalanobisScores(x, d);
   const top = Array.from(scores.keys()).sort((a, b) => scores[b]! - scores[a]!).slice(0, 3);
-  assert.deepEqual(top.sort(), [600, 601, 602]);
+  assert.deepEqual(top.sort(), [1000, 1001, 1002]);
+  const farthest = Math.max(...rows.slice(0, 1000).flat().map(Math.abs));
+  assert.ok(farthest > 1.5, `the dataset's own features reach ${farthest}, beyond the planted points' 1`);
 });
 
 /**

@@ -21,7 +21,7 @@ From the embeddings of --weights (computed and stored first when missing, as 'cn
 The full report is saved as curation.json beside the embeddings (and at --out FILE).
   --weights FILE    the checkpoint (a run's step-N.safetensors, or last.json / best.json)
   --folds N         cross-validation folds (default ${CURATE_DEFAULTS.folds})
-  --k N             the neighbour whose distance is the outlier score (default ${CURATE_DEFAULTS.k})
+  --k N             neighbours per image for the map (default ${CURATE_DEFAULTS.k})
   --threshold X     cosine similarity for near-duplicate groups (default ${CURATE_DEFAULTS.threshold})
   --top N           issues and outliers to print (default 20; --json prints all)
   --no-map          skip the 2D map
