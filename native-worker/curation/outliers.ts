@@ -11,7 +11,6 @@ export interface OutlierOptions {
   /** Fraction of the mean variance added to the diagonal; default max(1%, d / n): with fewer images than
    * features the sample covariance is singular and every image would sit at about the same distance. */
   shrink?: number;
-  progress?: (fraction: number) => void;
 }
 
 export const OUTLIER_SHRINK = 0.01;
@@ -22,7 +21,6 @@ export function mahalanobisScores(x: Float32Array, d: number, o: OutlierOptions 
   if (!Number.isInteger(n) || n < 2 || d < 1) throw new RangeError(`outlier scores need at least 2 rows of ${d} values, got ${x.length} values`);
   const mean = columnMeans(x, d);
   const cov = covariance(x, d, mean);
-  o.progress?.(0.5);
   let trace = 0;
   for (let i = 0; i < d; i++) trace += cov[i * d + i]!;
   const ridge = ((o.shrink ?? Math.max(OUTLIER_SHRINK, d / n)) * trace) / d || 1e-12;
@@ -41,7 +39,6 @@ export function mahalanobisScores(x: Float32Array, d: number, o: OutlierOptions 
     }
     out[r] = s;
   }
-  o.progress?.(1);
   return out;
 }
 

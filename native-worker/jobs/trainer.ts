@@ -4,7 +4,7 @@
 import type * as ort from 'onnxruntime-node';
 import { type Arch, parseArch } from '../../common/variants.ts';
 import * as F from '../engine/functional.ts';
-import type { Graph, Value } from '../engine/ir.ts';
+import { type Graph, type Value, numel } from '../engine/ir.ts';
 import { CompiledGraph, type ProviderChoice, StepRunner, chooseProvider, tensor } from '../engine/runtime.ts';
 import { type ConvNeXtConfig, blockCount, convnextFeatures, convnextHead, convnextParams } from '../nn/convnext.ts';
 import { type FcmaeConfig, FCMAE_DEFAULTS, checkFcmae, fcmaeForward, fcmaeParams, patchesPerSide } from '../nn/fcmae.ts';
@@ -194,7 +194,6 @@ async function meanGradients(gradSession: CompiledGraph, weightOf: (name: string
   return { grads, loss, logits };
 }
 
-const size = (p: ParamSpec) => p.shape.reduce((a, b) => a * b, 1);
 const sessionOptionsOf = (cfg: TrainerConfig) => ({
   ...(cfg.provider ? { provider: cfg.provider } : {}),
   ...(cfg.threads ? { threads: cfg.threads } : {}),
@@ -224,7 +223,7 @@ async function hostTrainer(cfg: TrainerConfig, m: TrainedModel): Promise<Trainer
   const session = await CompiledGraph.create(graph, sessionOptionsOf(cfg));
   const optimizer = new HostAdamW(specs, cfg.initial ?? initParams(specs, cfg.seed), cfg.resume?.state ?? null, stepOptions(cfg, m.arch));
   const weightTensors = new Map(specs.map((p) => [p.name, tensor('float32', optimizer.param(p.name), p.shape)] as const));
-  const fetch = new Map(specs.map((p) => [`${p.name}_grad`, tensor('float32', new Float32Array(size(p)), p.shape)] as const));
+  const fetch = new Map(specs.map((p) => [`${p.name}_grad`, tensor('float32', new Float32Array(numel(p.shape)), p.shape)] as const));
   let count = cfg.resume?.step ?? 0;
   return {
     params: specs,

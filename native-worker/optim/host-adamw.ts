@@ -55,12 +55,8 @@ export class HostAdamW {
     return s.param;
   }
 
-  get specs(): ParamSpec[] {
-    return this.slots.map((s) => s.spec);
-  }
-
   /** Global L2 norm of the gradients, after undoing the loss scale. */
-  gradNorm(grads: ReadonlyMap<string, Float32Array>): number {
+  private gradNorm(grads: ReadonlyMap<string, Float32Array>): number {
     let sq = 0;
     for (const s of this.slots) {
       const g = grads.get(s.spec.name)!;
