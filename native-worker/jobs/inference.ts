@@ -202,7 +202,7 @@ export const ONNX_EXPORT_DEFAULTS: OnnxExportOptions = { batch: 'dynamic', weigh
 /** A standalone ONNX inference model (weights baked in): image -> logits, features. */
 export function exportOnnx(m: LoadedModel, size: number, metadata: Readonly<Record<string, string>>, o: OnnxExportOptions = ONNX_EXPORT_DEFAULTS): Uint8Array {
   requireClassifier(m);
-  const cfg = { arch: m.arch, numClasses: m.numClasses };
+  const cfg = { arch: m.arch, numClasses: m.numClasses, depthwiseAsMatrix: false };
   const specs = convnextParams(cfg);
   const g = new Graph(m.arch.name);
   const p = paramInputs(g, specs);

@@ -29,15 +29,19 @@ const REF = 'test/python/engine_ref.py';
 const randn = (rng: Rng, shape: readonly number[], scale = 1) => Float32Array.from({ length: numel(shape) }, () => rng.normal() * scale);
 
 for (const variant of [
-  { label: 'V2 block', v2: true, masked: false },
-  { label: 'V2 block under an FCMAE mask', v2: true, masked: true },
-  { label: 'V1 block (layer scale)', v2: false, masked: false },
+  // 8x8 and smaller maps run the depthwise conv as per-channel matrices, 20x20 as an onnxruntime Conv.
+  { label: 'V2 block', v2: true, masked: false, h: 8, w: 8 },
+  { label: 'V2 block under an FCMAE mask', v2: true, masked: true, h: 8, w: 8 },
+  { label: 'V1 block (layer scale)', v2: false, masked: false, h: 8, w: 8 },
+  { label: 'V2 block on a 2x2 map', v2: true, masked: false, h: 2, w: 2 },
+  { label: 'V2 block on a 1x3 map', v2: true, masked: false, h: 1, w: 3 },
+  { label: 'V2 block on a 20x20 map (Conv)', v2: true, masked: true, h: 20, w: 20 },
 ]) {
   test(`${variant.label}: output and all gradients match PyTorch (float64) within 1e-4`, async (t) => {
     const python = needTorch(t);
     if (!python) return;
     const rng = new Rng(variant.label.length);
-    const [n, c, h, w] = [2, 16, 8, 8];
+    const [n, c, h, w] = [2, 16, variant.h, variant.w];
     const shapes: Record<string, number[]> = {
       'b.conv_dw.weight': [c, 1, 7, 7], 'b.conv_dw.bias': [c], 'b.norm.weight': [c], 'b.norm.bias': [c],
       'b.mlp.fc1.weight': [4 * c, c], 'b.mlp.fc1.bias': [4 * c], 'b.mlp.fc2.weight': [c, 4 * c], 'b.mlp.fc2.bias': [c],
