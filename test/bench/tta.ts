@@ -1,4 +1,4 @@
-// `npm run bench:tta [-- --epochs 4 --batch 64 --size 32 --evals-per-epoch 2 --engines onnx,torch --together --extra '--lr 3e-3']`
+// `npm run bench:tta [-- --epochs 4 --batch 64 --size 32 --evals-per-epoch 2 --engines onnx,torch --together --extra='--lr 3e-3']`
 // Time to accuracy, as a user meets it: convnextv2_atto from scratch on Fashion-MNIST (imported from
 // /usr/share/datasets with `cnx dataset import` into a cached workspace) with the default recipe the
 // resolver picks (the short-run recipe for a few epochs), one `cnx finetune` per engine in this run. Wall
@@ -70,7 +70,8 @@ interface EngineResult {
 /** One `cnx finetune` on an engine, timed from the spawn to the process exit. */
 function finetune(engine: 'onnx' | 'torch', manifest: string, python: string | null): Promise<EngineResult> {
   const batch = Number(a.batch);
-  const evalEvery = Math.max(1, Math.floor(TRAIN_IMAGES / batch / Number(a['evals-per-epoch'])));
+  // Rounded up, so that the last periodic evaluation is not a step before the final one.
+  const evalEvery = Math.max(1, Math.ceil(Math.floor(TRAIN_IMAGES / batch) / Number(a['evals-per-epoch'])));
   const runDir = join(a.cache!, 'runs', `${engine}-${Date.now()}`);
   const args = [CNX, 'finetune', '--manifest', manifest, '--run-dir', runDir, '--arch', 'convnextv2_atto', '--size', a.size!, '--batch', a.batch!,
     '--epochs', a.epochs!, '--eval-every', String(evalEvery), '--eval-split', 'test', '--engine', engine, '--device', 'cpu', '--json', ...(python ? ['--python', python] : []),
