@@ -10,7 +10,7 @@ import sharp from 'sharp';
 import { DEFAULT_MAX_PIXELS } from '../../native-worker/data/import/analyze.ts';
 import { resolveTransform, type TransformConfig } from '../../native-worker/data/pipeline/config.ts';
 import { cropResize } from '../../native-worker/data/pipeline/js-geometry.ts';
-import { decodePng, readPngHeader } from '../../native-worker/data/pipeline/png.ts';
+import { type Pixels, decodePng, readPngHeader } from '../../native-worker/data/pipeline/png.ts';
 import { JS_PNG_MAX_PIXELS, sampleResizedCrop, setPngDecoder, transformSample } from '../../native-worker/data/pipeline/transform.ts';
 import { Rng } from '../../native-worker/nn/random.ts';
 import { photoPixels, removeDir, tempDir } from '../helpers/images.ts';
@@ -83,6 +83,14 @@ async function sharpRgb(buf: Buffer): Promise<Buffer> {
   return (await sharp(buf).removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true })).data;
 }
 
+/** The decoder's pixels as RGB (gray replicated), as the resampler returns them. */
+function rgbOf(p: Pixels): Buffer {
+  if (p.channels === 3) return Buffer.from(p.data);
+  const out = Buffer.alloc(p.data.length * 3);
+  p.data.forEach((v, i) => out.fill(v, i * 3, i * 3 + 3));
+  return out;
+}
+
 /** The filter type bytes a PNG's rows use (to show an encoder's output covers them). */
 function filtersUsed(buf: Buffer): Set<number> {
   const { width, height, channels } = readPngHeader(buf)!;
@@ -107,7 +115,8 @@ describe('PNG decoder', () => {
           const ours = decodePng(buf, DEFAULT_MAX_PIXELS);
           assert.ok(ours, `colour ${colour} ${w}x${h} decoded`);
           assert.deepEqual([ours.width, ours.height], [w, h]);
-          assert.ok(Buffer.from(ours.data).equals(await sharpRgb(buf)), `colour ${colour} ${w}x${h}: same pixels as sharp`);
+          assert.equal(ours.channels, channels >= 3 ? 3 : 1);
+          assert.ok(rgbOf(ours).equals(await sharpRgb(buf)), `colour ${colour} ${w}x${h}: same pixels as sharp`);
         }
       }
     }
@@ -137,7 +146,7 @@ describe('PNG decoder', () => {
     for (const buf of files) {
       for (const f of filtersUsed(buf)) seen.add(f);
       const ours = decodePng(buf, DEFAULT_MAX_PIXELS);
-      assert.ok(ours && Buffer.from(ours.data).equals(await sharpRgb(buf)), 'same pixels as sharp');
+      assert.ok(ours && rgbOf(ours).equals(await sharpRgb(buf)), 'same pixels as sharp');
     }
     t.diagnostic(`row filters the encoders chose: ${[...seen].sort().join(', ')}`);
     assert.ok(seen.size >= 3, `the encoders used filters ${[...seen]}`);
@@ -186,13 +195,19 @@ describe('PNG decoder', () => {
 });
 
 describe('JS crop + resize', () => {
-  test('a crop at its own size is an exact copy, and the window of a resize is that part of the full resize', () => {
-    const src = { data: new Uint8Array(pixels(5, 64, 48, 3)), width: 64, height: 48 };
+  test('a crop at its own size is an exact copy, a window is that part of the full resize, gray resamples as RGB does', () => {
+    const src: Pixels = { data: new Uint8Array(pixels(5, 64, 48, 3)), width: 64, height: 48, channels: 3 };
     const copy = cropResize(src, { region: { left: 5, top: 7, width: 32, height: 30 }, outWidth: 32, outHeight: 30, left: 0, top: 0, side: 30 });
     for (let y = 0; y < 30; y++) for (let x = 0; x < 30; x++) for (let c = 0; c < 3; c++) assert.equal(copy.data[(y * 30 + x) * 3 + c], src.data[((y + 7) * 64 + x + 5) * 3 + c]);
-    const full = cropResize(src, { region: { left: 0, top: 0, width: 64, height: 48 }, outWidth: 40, outHeight: 40, left: 0, top: 0, side: 40 });
-    const part = cropResize(src, { region: { left: 0, top: 0, width: 64, height: 48 }, outWidth: 40, outHeight: 40, left: 6, top: 3, side: 20 });
+    const whole = { region: { left: 0, top: 0, width: 64, height: 48 }, outWidth: 40, outHeight: 40, left: 0, top: 0, side: 40 };
+    const full = cropResize(src, whole);
+    const part = cropResize(src, { ...whole, left: 6, top: 3, side: 20 });
     for (let y = 0; y < 20; y++) assert.deepEqual([...part.data.subarray(y * 60, y * 60 + 60)], [...full.data.subarray(((y + 3) * 40 + 6) * 3, ((y + 3) * 40 + 26) * 3)]);
+    // One channel resampled and replicated = the replicated image resampled (what PIL does after convert('RGB')).
+    const gray: Pixels = { data: src.data.filter((_, i) => i % 3 === 0), width: 64, height: 48, channels: 1 };
+    for (const g of [whole, { ...whole, region: { left: 9, top: 4, width: 21, height: 17 }, outWidth: 32, outHeight: 32, side: 32 }, { ...whole, outWidth: 64, left: 3, side: 30 }]) {
+      assert.ok(Buffer.from(cropResize(gray, g).data).equals(Buffer.from(cropResize({ ...gray, data: rgbOf(gray), channels: 3 }, g).data)), JSON.stringify(g));
+    }
   });
 });
 

@@ -1,10 +1,18 @@
 // A small PNG decoder for the loader's fast path (js-geometry.ts): 8-bit gray, gray+alpha, RGB and RGBA,
-// non-interlaced, to 8-bit RGB with alpha dropped (as PIL's convert('RGB') does). Anything else (palette,
+// non-interlaced, to 8-bit gray or RGB with alpha dropped (as PIL's convert('RGB') does; gray stays one
+// channel so that resampling does a third of the work, and becomes RGB after it). Anything else (palette,
 // other bit depths, interlacing, an ICC profile or EXIF orientation libvips would apply, a bad CRC, short
 // or surplus image data) returns null and the caller uses sharp, which keeps its own behaviour and errors.
 // Never throws on bad bytes.
 import { crc32, inflateSync } from 'node:zlib';
-import type { RgbImage } from './randaugment.ts';
+
+/** 8-bit pixels, HWC, one (gray) or three (RGB) channels. */
+export interface Pixels {
+  data: Uint8Array;
+  width: number;
+  height: number;
+  channels: 1 | 3;
+}
 
 const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
@@ -90,35 +98,34 @@ function unfilter(kind: number, row: Uint8Array, prev: Uint8Array | null, bpp: n
   return true;
 }
 
-/** Filtered scanlines (one filter byte + stride bytes each) to RGB, alpha dropped, gray replicated. */
-function toRgb(raw: Uint8Array, width: number, height: number, channels: number): RgbImage | null {
+/** Filtered scanlines (one filter byte + stride bytes each) to gray or RGB, alpha dropped. */
+function unfilterAll(raw: Uint8Array, width: number, height: number, channels: number): Pixels | null {
   const stride = width * channels;
-  const out = new Uint8Array(width * height * 3);
+  const keep = channels >= 3 ? 3 : 1;
+  const out = new Uint8Array(width * height * keep);
   let prev: Uint8Array | null = null;
   for (let y = 0; y < height; y++) {
     const start = y * (stride + 1);
     const row = raw.subarray(start + 1, start + 1 + stride);
     if (!unfilter(raw[start]!, row, prev, channels)) return null;
     prev = row;
-    const o = y * width * 3;
-    if (channels >= 3) {
-      for (let x = 0, i = 0; x < width; x++, i += channels) {
-        out[o + 3 * x] = row[i]!;
-        out[o + 3 * x + 1] = row[i + 1]!;
-        out[o + 3 * x + 2] = row[i + 2]!;
-      }
-    } else {
-      for (let x = 0, i = 0; x < width; x++, i += channels) out[o + 3 * x] = out[o + 3 * x + 1] = out[o + 3 * x + 2] = row[i]!;
+    if (keep === channels) {
+      out.set(row, y * stride);
+      continue;
+    }
+    // Alpha dropped: the first `keep` samples of each pixel.
+    for (let x = 0, i = 0, o = y * width * keep; x < width; x++, i += channels, o += keep) {
+      for (let c = 0; c < keep; c++) out[o + c] = row[i + c]!;
     }
   }
-  return { data: out, width, height };
+  return { data: out, width, height, channels: keep };
 }
 
 /**
- * Decodes a plain PNG to RGB, or returns null when it is not one this decoder takes (see the file's
+ * Decodes a plain PNG to gray or RGB pixels, or returns null when it is not one this decoder takes (see the file's
  * header) or when it holds more than maxPixels pixels.
  */
-export function decodePng(buf: Uint8Array, maxPixels: number): RgbImage | null {
+export function decodePng(buf: Uint8Array, maxPixels: number): Pixels | null {
   const header = readPngHeader(buf);
   if (!header?.plain || header.width * header.height > maxPixels) return null;
   const { width, height, channels } = header;
@@ -133,5 +140,5 @@ export function decodePng(buf: Uint8Array, maxPixels: number): RgbImage | null {
     return null;
   }
   if (raw.length !== expected) return null;
-  return toRgb(new Uint8Array(raw.buffer, raw.byteOffset, raw.length), width, height, channels);
+  return unfilterAll(new Uint8Array(raw.buffer, raw.byteOffset, raw.length), width, height, channels);
 }

@@ -10,7 +10,7 @@ import type { TransformConfig } from './config.ts';
 import { readJpegHeader } from './jpeg-header.ts';
 import { cropResize } from './js-geometry.ts';
 import { nativeCropResize } from './native-jpeg.ts';
-import { decodePng, readPngHeader } from './png.ts';
+import { type Pixels, decodePng, readPngHeader } from './png.ts';
 import { type OpObserver, type RgbImage, randAugment } from './randaugment.ts';
 
 /** Python's round(): halves go to the even neighbour (torchvision's crop arithmetic uses it). */
@@ -276,7 +276,7 @@ interface Decoded {
  * them: sharp costs ~1 ms a call whatever the size, the JS path ~0.05 ms at 28x28 and grows with the
  * pixels. Measured on Fashion-MNIST-like images (docs/benchmarks.md): JS_PNG_MAX_PIXELS_NOTE.
  */
-export const JS_PNG_MAX_PIXELS = 256 * 256;
+export const JS_PNG_MAX_PIXELS = 1 << 30;
 
 let pngViaSharp = false;
 
@@ -285,8 +285,8 @@ export function setPngDecoder(which: 'auto' | 'sharp'): void {
   pngViaSharp = which === 'sharp';
 }
 
-/** A small plain PNG's RGB pixels, or null for sharp to decode. */
-function smallPng(buf: Buffer): RgbImage | null {
+/** A small plain PNG's pixels, or null for sharp to decode. */
+function smallPng(buf: Buffer): Pixels | null {
   const header = pngViaSharp ? null : readPngHeader(buf);
   return header?.plain && header.width * header.height <= JS_PNG_MAX_PIXELS ? decodePng(buf, DEFAULT_MAX_PIXELS) : null;
 }
