@@ -273,10 +273,12 @@ interface Decoded {
 
 /**
  * PNGs up to this many pixels are decoded and resampled in JS (png.ts, js-geometry.ts) when png.ts takes
- * them: sharp costs ~1 ms a call whatever the size, the JS path ~0.05 ms at 28x28 and grows with the
- * pixels. Measured on Fashion-MNIST-like images (docs/benchmarks.md): JS_PNG_MAX_PIXELS_NOTE.
+ * them: sharp costs ~1.5 ms a call whatever the size, the JS path ~0.1-0.25 ms at 28x28 and grows with the
+ * pixels. Eval at 32 px, CPU ms per image, JS vs sharp (`npm run bench:data-png`, half gray, half RGB):
+ * 128^2 0.59 vs 2.05, 256^2 2.2 vs 3.3, 384^2 3.3 vs 5.0, 512^2 6.2 vs 5.5. The limit leaves a margin
+ * below the crossover (between 384^2 and 512^2, nearer 384^2 for RGB, which resamples three channels).
  */
-export const JS_PNG_MAX_PIXELS = 1 << 30;
+export const JS_PNG_MAX_PIXELS = 256 * 256;
 
 let pngViaSharp = false;
 
