@@ -4,7 +4,9 @@
 // other bit depths, interlacing, an ICC profile or EXIF orientation libvips would apply, a bad CRC, short
 // or surplus image data) returns null and the caller uses sharp, which keeps its own behaviour and errors.
 // Never throws on bad bytes.
-import { crc32, inflateSync } from 'node:zlib';
+import { inflateSync } from 'node:zlib';
+// zlib's own crc32 only from Node 20.15 (a named import of it would fail to link before): zip.ts falls back.
+import { crc32 } from '../../checkpoint/zip.ts';
 
 /** 8-bit pixels, HWC, one (gray) or three (RGB) channels. */
 export interface Pixels {

@@ -280,17 +280,21 @@ interface Decoded {
  */
 export const JS_PNG_MAX_PIXELS = 256 * 256;
 
-let pngViaSharp = false;
+let pngMode: 'auto' | 'sharp' | 'js' = 'auto';
 
-/** Tests and benchmarks compare both paths in one process: 'sharp' turns the JS PNG path off, 'auto' back on. */
-export function setPngDecoder(which: 'auto' | 'sharp'): void {
-  pngViaSharp = which === 'sharp';
+/**
+ * Tests and benchmarks compare both paths in one process: 'sharp' turns the JS PNG path off, 'js' lifts its
+ * size limit (for measuring where it stops winning), 'auto' is the default.
+ */
+export function setPngDecoder(which: 'auto' | 'sharp' | 'js'): void {
+  pngMode = which;
 }
 
 /** A small plain PNG's pixels, or null for sharp to decode. */
 function smallPng(buf: Buffer): Pixels | null {
-  const header = pngViaSharp ? null : readPngHeader(buf);
-  return header?.plain && header.width * header.height <= JS_PNG_MAX_PIXELS ? decodePng(buf, DEFAULT_MAX_PIXELS) : null;
+  const header = pngMode === 'sharp' ? null : readPngHeader(buf);
+  const limit = pngMode === 'js' ? DEFAULT_MAX_PIXELS : JS_PNG_MAX_PIXELS;
+  return header?.plain && header.width * header.height <= limit ? decodePng(buf, DEFAULT_MAX_PIXELS) : null;
 }
 
 /** The plan through the JPEG addon (when it takes the file) or sharp. */
