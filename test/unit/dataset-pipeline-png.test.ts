@@ -111,6 +111,9 @@ describe('PNG decoder', () => {
           // Ancillary chunks neither decoder applies: text, gamma, sRGB intent, physical size.
           handPng(px, w, h, colour, { filters: [3], extra: [chunk('tEXt', Buffer.from('Comment\0x')), chunk('gAMA', Buffer.from([0, 0, 0xb1, 0x8f])), chunk('sRGB', Buffer.from([0])), chunk('pHYs', Buffer.alloc(9))] }),
         ];
+        // A transparent colour (tRNS, gray and RGB only): sharp reads it as alpha, which is then dropped.
+        if (colour === 0) variants.push(handPng(px, w, h, colour, { extra: [chunk('tRNS', Buffer.from([0, px[0]!]))] }));
+        if (colour === 2) variants.push(handPng(px, w, h, colour, { extra: [chunk('tRNS', Buffer.from([0, px[0]!, 0, px[1]!, 0, px[2]!]))] }));
         for (const buf of variants) {
           const ours = decodePng(buf, DEFAULT_MAX_PIXELS);
           assert.ok(ours, `colour ${colour} ${w}x${h} decoded`);
