@@ -61,8 +61,8 @@ function filterRow(kind: number, row: Buffer, prev: Buffer | null, bpp: number):
   return out;
 }
 
-/** A PNG written by hand: row y filtered with filters[y % filters.length], the data split over `idats` chunks, extra chunks before IDAT. */
-function handPng(px: Buffer, w: number, h: number, colour: number, opts: { filters?: number[]; idats?: number; extra?: Buffer[]; depth?: number } = {}): Buffer {
+/** A PNG written by hand: row y filtered with filters[y % filters.length], the data split over `idats` chunks (`between` between them), extra chunks before IDAT. */
+function handPng(px: Buffer, w: number, h: number, colour: number, opts: { filters?: number[]; idats?: number; extra?: Buffer[]; depth?: number; between?: Buffer } = {}): Buffer {
   const channels = { 0: 1, 2: 3, 4: 2, 6: 4 }[colour]!;
   const filters = opts.filters ?? [0, 1, 2, 3, 4];
   const stride = w * channels;
@@ -75,7 +75,7 @@ function handPng(px: Buffer, w: number, h: number, colour: number, opts: { filte
   ihdr.writeUInt32BE(h, 4);
   ihdr.set([opts.depth ?? 8, colour, 0, 0, 0], 8);
   const idat = Array.from({ length: n }, (_, i) => chunk('IDAT', z.subarray(i * cut, (i + 1) * cut)));
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), ...(opts.extra ?? []), ...idat, chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), ...(opts.extra ?? []), ...idat.flatMap((c, i) => (i && opts.between ? [opts.between, c] : [c])), chunk('IEND', Buffer.alloc(0))]);
 }
 
 /** sharp's decode to RGB, alpha dropped: what the sharp path resamples. */
@@ -176,6 +176,8 @@ describe('PNG decoder', () => {
       truncated: good.subarray(0, good.length - 40),
       'no IEND': good.subarray(0, good.length - 12),
       'unknown critical chunk': handPng(pixels(3, 30, 20, 3), 30, 20, 2, { extra: [chunk('ABCD', Buffer.alloc(3))] }),
+      'palette in a gray PNG': handPng(pixels(3, 30, 20, 1), 30, 20, 0, { extra: [chunk('PLTE', Buffer.alloc(6))] }),
+      'IDATs apart': handPng(pixels(3, 30, 20, 3), 30, 20, 2, { idats: 2, between: chunk('tEXt', Buffer.from('a\0b')) }),
       'not a PNG': Buffer.from('hello world, this is not a PNG file at all'),
     };
     for (const [what, buf] of Object.entries(declined)) assert.equal(decodePng(buf, DEFAULT_MAX_PIXELS), null, what);

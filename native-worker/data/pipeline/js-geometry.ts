@@ -163,6 +163,8 @@ function grayToRgb(gray: Uint8Array): Uint8Array {
  */
 export function cropResize(src: Pixels, g: JsGeometry): RgbImage {
   const { region: box, side } = g;
+  const inside = box.left >= 0 && box.top >= 0 && box.left + box.width <= src.width && box.top + box.height <= src.height;
+  if (!inside || g.left < 0 || g.top < 0 || g.left + side > g.outWidth || g.top + side > g.outHeight) throw new RangeError(`crop ${JSON.stringify(g)} outside a ${src.width}x${src.height} image`);
   const ax = axisCoefficients(box.width, g.outWidth, g.left, side);
   const ay = axisCoefficients(box.height, g.outHeight, g.top, side);
   // The crop rows the vertical taps read (all of the window's rows when that pass is skipped).

@@ -52,10 +52,14 @@ export function readPngHeader(buf: Uint8Array): PngHeader | null {
 
 const chunkType = (buf: Uint8Array, at: number): string => String.fromCharCode(buf[at]!, buf[at + 1]!, buf[at + 2]!, buf[at + 3]!);
 
-/** The concatenated IDAT payloads, or null for a chunk the decoder declines, a bad CRC or no IEND. */
-function imageData(buf: Uint8Array): Uint8Array[] | null {
+/**
+ * The IDAT payloads, or null for a chunk the decoder declines, a bad CRC, a chunk out of place (a second
+ * IHDR, a palette for gray, IDATs not consecutive) or no IEND: libpng's stricter calls are sharp's to make.
+ */
+function imageData(buf: Uint8Array, gray: boolean): Uint8Array[] | null {
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const parts: Uint8Array[] = [];
+  let previous = '';
   for (let at = 8; at + 12 <= buf.length; ) {
     const length = view.getUint32(at);
     const end = at + 12 + length;
@@ -64,8 +68,10 @@ function imageData(buf: Uint8Array): Uint8Array[] | null {
     if (view.getUint32(end - 4) !== crc32(buf.subarray(at + 4, end - 4))) return null;
     // Bit 5 of the first letter clear: a critical chunk, which a decoder must not skip unread.
     if (DECLINED.has(type) || ((buf[at + 4]! & 0x20) === 0 && !CRITICAL.has(type))) return null;
+    if ((type === 'IHDR' && at !== 8) || (type === 'PLTE' && gray) || (type === 'IDAT' && parts.length > 0 && previous !== 'IDAT')) return null;
     if (type === 'IDAT') parts.push(buf.subarray(at + 8, end - 4));
     if (type === 'IEND') return parts.length > 0 ? parts : null;
+    previous = type;
     at = end;
   }
   return null;
@@ -131,7 +137,7 @@ export function decodePng(buf: Uint8Array, maxPixels: number): Pixels | null {
   const header = readPngHeader(buf);
   if (!header?.plain || header.width * header.height > maxPixels) return null;
   const { width, height, channels } = header;
-  const parts = imageData(buf);
+  const parts = imageData(buf, channels <= 2);
   if (!parts) return null;
   const expected = height * (width * channels + 1);
   let raw: Buffer;
