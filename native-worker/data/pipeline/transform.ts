@@ -1,6 +1,7 @@
 // One sample through the transform: decode + crop + resize (+ flip), then RandAugment, normalize to float32
 // CHW and random erasing. Plain JPEGs go through the libjpeg-turbo addon when it is built (native-jpeg.ts),
-// small plain PNGs through a JS decoder and resampler (png.ts, js-geometry.ts), everything else through sharp. The same function serves the loader workers and the UI preview.
+// small plain PNGs through a JS decoder and resampler (png.ts, js-geometry.ts), everything else through
+// sharp. The same function serves the loader workers and the UI preview.
 import { readFileSync } from 'node:fs';
 import sharp, { type Sharp, type SharpOptions } from 'sharp';
 import { Rng } from '../../nn/random.ts';
@@ -310,21 +311,26 @@ async function libGeometry(buf: Buffer, file: string, src: Source, plan: Plan, c
   return { img: await rawRgb(sharpGeometry(src, plan, cfg), file, size), flip: plan.flip };
 }
 
+/** Pad-crop's shift, on the RGB pixels when there are any (normalized output was never shifted). */
+function withShift(decoded: Decoded, plan: Plan): Decoded {
+  // Shifting before or after the flip draws the same distribution: the offset is symmetric.
+  if (decoded.img && (plan.shiftX !== 0 || plan.shiftY !== 0)) shiftImage(decoded.img, plan.shiftX, plan.shiftY);
+  return decoded;
+}
+
 async function decodeGeometry(file: string, cfg: TransformConfig, rng: Rng, out: Float32Array, offset: number): Promise<Decoded> {
   // Synchronous read: one syscall sequence instead of four thread-pool round trips; a loader worker has
   // nothing else to do meanwhile.
   const buf = readFileSync(file);
   const png = smallPng(buf);
-  const src = png ? null : await openSource(buf);
-  const plan = png ? planFor(png.width, png.height, cfg, rng) : planFor(src!.width, src!.height, cfg, rng);
-  const shifted = plan.shiftX !== 0 || plan.shiftY !== 0;
-  const needRgb = (cfg.train && !!cfg.randAugment) || shifted;
-  const decoded = png
-    ? { img: cropResize(png, { ...plan, side: cfg.size }), flip: plan.flip }
-    : await libGeometry(buf, file, src!, plan, cfg, needRgb, out, offset);
-  // Shifting before or after the flip draws the same distribution: the offset is symmetric.
-  if (decoded.img && shifted) shiftImage(decoded.img, plan.shiftX, plan.shiftY);
-  return decoded;
+  if (png) {
+    const plan = planFor(png.width, png.height, cfg, rng);
+    return withShift({ img: cropResize(png, { ...plan, side: cfg.size }), flip: plan.flip }, plan);
+  }
+  const src = await openSource(buf);
+  const plan = planFor(src.width, src.height, cfg, rng);
+  const needRgb = (cfg.train && !!cfg.randAugment) || plan.shiftX !== 0 || plan.shiftY !== 0;
+  return withShift(await libGeometry(buf, file, src, plan, cfg, needRgb, out, offset), plan);
 }
 
 /**
