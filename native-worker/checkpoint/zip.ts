@@ -33,7 +33,7 @@ const EXTRA_ZIP64 = 0x0001;
 const U32_MAX = 0xffffffff;
 
 let crcTable: Int32Array | undefined;
-function crc32(data: Uint8Array): number {
+export function crc32(data: Uint8Array): number {
   // Node >= 20.15 has a native CRC-32; the table version keeps older Node 20 releases working.
   const native = (zlib as Partial<typeof zlib>).crc32;
   if (native) return native(data);

@@ -2,6 +2,8 @@
 bicubic) + CenterCrop(size) + ToTensor + Normalize), and its RandomResizedCrop with fixed crop parameters.
 usage: torchvision_transforms.py eval IMAGE SIZE CROP_PCT OUT
        torchvision_transforms.py crop IMAGE SIZE TOP LEFT HEIGHT WIDTH FLIP OUT
+       torchvision_transforms.py padcrop IMAGE SIZE PAD TOP LEFT FLIP OUT   (Resize(SIZE) + CenterCrop(SIZE), then
+           RandomCrop(SIZE, padding=PAD) with the window at TOP, LEFT of the padded image, then the flip)
        torchvision_transforms.py batch   (one job per stdin line: the arguments above, tab-separated)
 Writes the (3, SIZE, SIZE) float32 result to OUT."""
 import sys
@@ -26,6 +28,13 @@ def run(args):
             transforms.CenterCrop(size),
         ])
         x = to_tensor(t(img))
+    elif mode == 'padcrop':
+        size, pad, top, left, flip, out = int(args[2]), int(args[3]), int(args[4]), int(args[5]), args[6], args[7]
+        x = F.center_crop(F.resize(img, size, transforms.InterpolationMode.BICUBIC), size)
+        x = F.crop(F.pad(x, pad, fill=0), top, left, size, size)
+        if flip == '1':
+            x = F.hflip(x)
+        x = to_tensor(x)
     else:
         size, top, left, height, width, flip, out = args[2:9]
         x = F.resized_crop(img, int(top), int(left), int(height), int(width), [int(size), int(size)], transforms.InterpolationMode.BICUBIC)

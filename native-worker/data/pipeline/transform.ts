@@ -1,6 +1,7 @@
 // One sample through the transform: decode + crop + resize (+ flip), then RandAugment, normalize to float32
 // CHW and random erasing. Plain JPEGs go through the libjpeg-turbo addon when it is built (native-jpeg.ts),
-// everything else through sharp. The same function serves the loader workers and the UI preview.
+// small plain PNGs through a JS decoder and resampler (png.ts, js-geometry.ts), everything else through
+// sharp. The same function serves the loader workers and the UI preview.
 import { readFileSync } from 'node:fs';
 import sharp, { type Sharp, type SharpOptions } from 'sharp';
 import { Rng } from '../../nn/random.ts';
@@ -8,7 +9,9 @@ import { mixSeed } from '../rng.ts';
 import { DEFAULT_MAX_PIXELS } from '../import/analyze.ts';
 import type { TransformConfig } from './config.ts';
 import { readJpegHeader } from './jpeg-header.ts';
+import { cropResize } from './js-geometry.ts';
 import { nativeCropResize } from './native-jpeg.ts';
+import { type Pixels, decodePng, readPngHeader } from './png.ts';
 import { type OpObserver, type RgbImage, randAugment } from './randaugment.ts';
 
 /** Python's round(): halves go to the even neighbour (torchvision's crop arithmetic uses it). */
@@ -269,27 +272,65 @@ interface Decoded {
   flip: boolean;
 }
 
-async function decodeGeometry(file: string, cfg: TransformConfig, rng: Rng, out: Float32Array, offset: number): Promise<Decoded> {
-  // Synchronous read: one syscall sequence instead of four thread-pool round trips; a loader worker has
-  // nothing else to do meanwhile.
-  const buf = readFileSync(file);
-  const src = await openSource(buf);
-  const plan = planFor(src.width, src.height, cfg, rng);
-  const shifted = plan.shiftX !== 0 || plan.shiftY !== 0;
-  const needRgb = (cfg.train && !!cfg.randAugment) || shifted;
+/**
+ * PNGs up to this many pixels are decoded and resampled in JS (png.ts, js-geometry.ts) when png.ts takes
+ * them: sharp costs ~1.5 ms a call whatever the size, the JS path ~0.1-0.25 ms at 28x28 and grows with the
+ * pixels. Eval at 32 px, CPU ms per image, JS vs sharp (`npm run bench:data-png`, half gray, half RGB):
+ * 128^2 0.59 vs 2.05, 256^2 2.2 vs 3.3, 384^2 3.3 vs 5.0, 512^2 6.2 vs 5.5. The limit leaves a margin
+ * below the crossover (between 384^2 and 512^2, nearer 384^2 for RGB, which resamples three channels).
+ */
+export const JS_PNG_MAX_PIXELS = 256 * 256;
+
+let pngMode: 'auto' | 'sharp' | 'js' = 'auto';
+
+/**
+ * Tests and benchmarks compare both paths in one process: 'sharp' turns the JS PNG path off, 'js' lifts its
+ * size limit (for measuring where it stops winning), 'auto' is the default.
+ */
+export function setPngDecoder(which: 'auto' | 'sharp' | 'js'): void {
+  pngMode = which;
+}
+
+/** A small plain PNG's pixels, or null for sharp to decode. */
+function smallPng(buf: Buffer): Pixels | null {
+  const header = pngMode === 'sharp' ? null : readPngHeader(buf);
+  const limit = pngMode === 'js' ? DEFAULT_MAX_PIXELS : JS_PNG_MAX_PIXELS;
+  return header?.plain && header.width * header.height <= limit ? decodePng(buf, DEFAULT_MAX_PIXELS) : null;
+}
+
+/** The plan through the JPEG addon (when it takes the file) or sharp. */
+async function libGeometry(buf: Buffer, file: string, src: Source, plan: Plan, cfg: TransformConfig, needRgb: boolean, out: Float32Array, offset: number): Promise<Decoded> {
   const native = src.native ? nativeCropResize() : null;
   const size = cfg.size;
-  let decoded: Decoded | null = null;
   if (native) {
     // Flipped and normalized straight into the batch, or flipped RGB when more work comes next.
     const spec = { ...plan.region, outWidth: plan.outWidth, outHeight: plan.outHeight, windowLeft: plan.left, windowTop: plan.top, size, flip: plan.flip, mean: cfg.mean, std: cfg.std, maxPixels: DEFAULT_MAX_PIXELS };
     const rgb = needRgb ? new Uint8Array(3 * size * size) : null;
-    if (native(buf, spec, rgb ?? out, rgb ? 0 : offset)) decoded = { img: rgb ? { data: rgb, width: size, height: size } : null, flip: false };
+    if (native(buf, spec, rgb ?? out, rgb ? 0 : offset)) return { img: rgb ? { data: rgb, width: size, height: size } : null, flip: false };
   }
-  decoded ??= { img: await rawRgb(sharpGeometry(src, plan, cfg), file, size), flip: plan.flip };
+  return { img: await rawRgb(sharpGeometry(src, plan, cfg), file, size), flip: plan.flip };
+}
+
+/** Pad-crop's shift, on the RGB pixels when there are any (normalized output was never shifted). */
+function withShift(decoded: Decoded, plan: Plan): Decoded {
   // Shifting before or after the flip draws the same distribution: the offset is symmetric.
-  if (decoded.img && shifted) shiftImage(decoded.img, plan.shiftX, plan.shiftY);
+  if (decoded.img && (plan.shiftX !== 0 || plan.shiftY !== 0)) shiftImage(decoded.img, plan.shiftX, plan.shiftY);
   return decoded;
+}
+
+async function decodeGeometry(file: string, cfg: TransformConfig, rng: Rng, out: Float32Array, offset: number): Promise<Decoded> {
+  // Synchronous read: one syscall sequence instead of four thread-pool round trips; a loader worker has
+  // nothing else to do meanwhile.
+  const buf = readFileSync(file);
+  const png = smallPng(buf);
+  if (png) {
+    const plan = planFor(png.width, png.height, cfg, rng);
+    return withShift({ img: cropResize(png, { ...plan, side: cfg.size }), flip: plan.flip }, plan);
+  }
+  const src = await openSource(buf);
+  const plan = planFor(src.width, src.height, cfg, rng);
+  const needRgb = (cfg.train && !!cfg.randAugment) || plan.shiftX !== 0 || plan.shiftY !== 0;
+  return withShift(await libGeometry(buf, file, src, plan, cfg, needRgb, out, offset), plan);
 }
 
 /**
