@@ -4,8 +4,9 @@
 // resolver picks (the short-run recipe for a few epochs), one `cnx finetune` per engine in this run. Wall
 // time counts everything the user waits for: process start, graph build, loader, training and the test-split
 // evaluations. Reported per engine: seconds until test top-1 >= the target (90% unless --target says
-// otherwise; null if never), final top-1 after the fixed budget, total wall time. Last line: JSON with both
-// and ratio = ONNX time to target / PyTorch time to target.
+// otherwise; null if never), final top-1 after the fixed budget, total wall time, and the loss curve: the mean
+// of the logged training losses between evaluations. Last line: JSON with both and ratio = ONNX time to
+// target / PyTorch time to target.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -65,6 +66,8 @@ interface EngineResult {
   wallSec: number;
   /** [step, test top-1, seconds since start] per evaluation. */
   evals: [number, number, number][];
+  /** [first step, last step, mean logged training loss] per stretch between evaluations. */
+  loss: [number, number, number][];
   recipe: string;
 }
 
@@ -77,7 +80,12 @@ function finetune(engine: 'onnx' | 'torch', manifest: string, python: string | n
   const args = [CNX, 'finetune', '--manifest', manifest, '--run-dir', runDir, '--arch', 'convnextv2_atto', '--size', a.size!, '--batch', a.batch!,
     '--epochs', a.epochs!, '--eval-every', String(evalEvery), '--eval-split', 'test', '--engine', engine, '--device', 'cpu', '--json', ...(python ? ['--python', python] : []),
     ...a.extra!.split(' ').filter(Boolean)];
-  const res: EngineResult = { timeToTargetSec: null, finalTop1: null, bestTop1: null, wallSec: 0, evals: [], recipe: '' };
+  const res: EngineResult = { timeToTargetSec: null, finalTop1: null, bestTop1: null, wallSec: 0, evals: [], loss: [], recipe: '' };
+  const window = { first: 0, last: 0, sum: 0, n: 0 };
+  const closeWindow = () => {
+    if (window.n) res.loss.push([window.first, window.last, Number((window.sum / window.n).toFixed(4))]);
+    Object.assign(window, { first: 0, last: 0, sum: 0, n: 0 });
+  };
   const t0 = performance.now();
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let buffer = '';
@@ -94,8 +102,13 @@ function finetune(engine: 'onnx' | 'torch', manifest: string, python: string | n
     for (const l of lines) {
       const e = parseEventLine(l);
       if (e?.type === 'error') console.log(`${engine}: error: ${e.message}`);
+      if (e?.type === 'metrics' && typeof e.values.loss === 'number') {
+        if (!window.n) window.first = e.step;
+        Object.assign(window, { last: e.step, sum: window.sum + e.values.loss, n: window.n + 1 });
+      }
       if (e?.type === 'progress' && e.step % 200 === 0) console.log(`${engine}: step ${e.step}/${e.totalSteps}  ${(e.imagesPerSec ?? 0).toFixed(0)} img/s  at ${((performance.now() - t0) / 1000).toFixed(0)} s`);
       if (e?.type !== 'eval' || e.weights !== 'model' || e.top1 === null) continue;
+      closeWindow();
       const sec = (performance.now() - t0) / 1000;
       res.evals.push([e.step, e.top1, Number(sec.toFixed(1))]);
       res.finalTop1 = e.top1;
@@ -108,6 +121,7 @@ function finetune(engine: 'onnx' | 'torch', manifest: string, python: string | n
     child.on('error', reject);
     child.on('exit', (code) => {
       res.wallSec = Number(((performance.now() - t0) / 1000).toFixed(1));
+      closeWindow();
       if (code !== 0) console.log(`${engine}: cnx finetune exited with ${code}:\n${stderr.slice(-2000)}`);
       resolve(res);
     });
@@ -128,7 +142,7 @@ if (a.together) await Promise.all(runnable.map(one));
 else for (const engine of runnable) await one(engine);
 const o = results.onnx?.timeToTargetSec ?? null;
 const t = results.torch?.timeToTargetSec ?? null;
-const strip = (r: EngineResult | undefined) => (r ? { timeToTargetSec: r.timeToTargetSec, finalTop1: r.finalTop1, bestTop1: r.bestTop1, wallSec: r.wallSec, evals: r.evals } : null);
+const strip = (r: EngineResult | undefined) => (r ? { timeToTargetSec: r.timeToTargetSec, finalTop1: r.finalTop1, bestTop1: r.bestTop1, wallSec: r.wallSec, evals: r.evals, loss: r.loss } : null);
 console.log(JSON.stringify({
   bench: 'tta', arch: 'convnextv2_atto', dataset: 'fashion-mnist', size: Number(a.size), batch: Number(a.batch), epochs: Number(a.epochs), target, together: a.together,
   onnx: strip(results.onnx), torch: strip(results.torch), ratio: o !== null && t !== null ? Number((o / t).toFixed(3)) : null,
