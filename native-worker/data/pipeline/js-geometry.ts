@@ -34,7 +34,7 @@ function bicubic(x: number): number {
  * pixels resized to outSize: the support widens with the downscale factor (antialiasing), taps are clamped
  * to the input, and the weights are rounded half away from zero to 22 fractional bits.
  */
-export function axisCoefficients(inSize: number, outSize: number, first: number, n: number): Axis {
+function axisCoefficients(inSize: number, outSize: number, first: number, n: number): Axis {
   const key = `${inSize} ${outSize} ${first} ${n}`;
   let axis = cache.get(key);
   if (!axis) {
